@@ -1,0 +1,18 @@
+"""resnet_gluon: the ResNet of Dive into Deep Learning (d2l-zh 5.11) on MXNet Gluon.
+
+>>> from resnet_gluon import build_resnet18, print_shapes
+>>> net = build_resnet18()
+>>> net.initialize()
+>>> rows = print_shapes(net, (1, 1, 224, 224))  # notebook cell 8
+"""
+__version__ = "0.1.0"
+
+from .blocks import Bottleneck, Residual
+from .model import (BLOCKS, RESNET_SPEC, STAGE_CHANNELS, ResNet, build_resnet,
+                    build_resnet18, copy_weights, resnet_block)
+from .shapes import count_parameters, format_shapes, layer_shapes, print_shapes
+
+__all__ = ["__version__", "Residual", "Bottleneck", "RESNET_SPEC", "STAGE_CHANNELS",
+           "BLOCKS", "ResNet", "resnet_block", "build_resnet", "build_resnet18",
+           "copy_weights", "layer_shapes", "print_shapes", "format_shapes",
+           "count_parameters"]

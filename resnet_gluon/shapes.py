@@ -1,0 +1,131 @@
+"""Shape checks for notebooks: notebook cell 8 as functions, and parameter counts."""
+import sys
+from typing import List, Optional, Sequence, TextIO, Tuple, Union
+
+import numpy as np
+from mxnet import nd
+from mxnet.gluon import Block
+
+from ._checks import check_input
+
+__all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters"]
+
+Shape = Tuple[int, ...]
+
+
+def _as_input(net: Block, x: Union[Sequence[int], nd.NDArray]) -> nd.NDArray:
+    params = list(net.collect_params().values())
+    for p in params:
+        try:
+            p.list_ctx()
+        except RuntimeError:
+            raise RuntimeError(
+                f"{net.name} has parameters that are not initialised ({p.name}). "
+                f"Call net.initialize() first, as notebook cell 8 does.") from None
+    ctx = params[0].list_ctx()[0] if params else None
+    if isinstance(x, nd.NDArray):
+        return x.as_in_context(ctx) if ctx is not None else x
+    shape = tuple(x)
+    if len(shape) != 4 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+        raise ValueError(
+            f"input shape must be four positive integers (N, C, H, W), got {x!r}; "
+            f"the notebook uses (1, 1, 224, 224).")
+    # Like the notebook: a uniform random batch, on the net's device.
+    return nd.random.uniform(shape=shape, ctx=ctx) if ctx is not None \
+        else nd.random.uniform(shape=shape)
+
+
+def layer_shapes(net: Block, x: Union[Sequence[int], nd.NDArray] = (1, 1, 224, 224)
+                 ) -> List[Tuple[str, Shape]]:
+    """Run an input through the top-level layers of ``net``, one at a time.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        An initialised sequential net (``build_resnet18()`` after
+        ``initialize()``, or the notebook's own ``nn.Sequential``).
+    x : tuple of int or NDArray, default (1, 1, 224, 224)
+        An input batch, or its shape (a uniform random batch is drawn).
+
+    Returns
+    -------
+    list of (str, tuple)
+        ``(layer.name, output shape)`` for each top-level layer, in order.
+
+    Raises
+    ------
+    RuntimeError
+        The net is not initialised.
+    ValueError, TypeError
+        The input is not a 4-D floating-point batch the net accepts.
+    """
+    X = _as_input(net, x)
+    stem = getattr(net[0], "weight", None) if len(net) else None
+    if stem is not None:
+        check_input(X, stem.shape[1], stem.dtype, net.name)
+    rows = []
+    for layer in net:
+        X = layer(X)
+        rows.append((layer.name, tuple(X.shape)))
+    return rows
+
+
+def format_shapes(rows: Sequence[Tuple[str, Shape]]) -> str:
+    """The rows as notebook cell 8 prints them, one ``name output shape:\\t shape`` a line."""
+    return "\n".join(f"{name} output shape:\t {shape}" for name, shape in rows)
+
+
+def print_shapes(net: Block, x: Union[Sequence[int], nd.NDArray] = (1, 1, 224, 224),
+                 file: Optional[TextIO] = None) -> List[Tuple[str, Shape]]:
+    """Print each top-level layer's output shape exactly as notebook cell 8 does.
+
+    Parameters
+    ----------
+    net, x
+        As for :func:`layer_shapes`.
+    file : file-like, optional
+        Where to print (standard output by default).
+
+    Returns
+    -------
+    list of (str, tuple)
+        The rows that were printed.
+    """
+    rows = layer_shapes(net, x)
+    print(format_shapes(rows), file=file if file is not None else sys.stdout)
+    return rows
+
+
+def count_parameters(net: Block) -> Tuple[int, int]:
+    """Count the parameters of ``net``.
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+        A net whose parameter shapes are known (built with ``in_channels``, or
+        after one forward pass).
+
+    Returns
+    -------
+    (int, int)
+        All parameters, BatchNorm's running statistics included, and the
+        trainable ones (``grad_req != 'null'``).  The notebook's ResNet-18 on
+        1-channel input with 10 classes has 11,186,186 and 11,178,378.
+
+    Raises
+    ------
+    RuntimeError
+        A parameter's shape is still unknown.
+    """
+    total = trainable = 0
+    for p in net.collect_params().values():
+        if p.shape is None or any(d == 0 for d in p.shape):
+            raise RuntimeError(
+                f"the shape of {p.name} is not known yet: {p.shape}. Run one batch "
+                f"through the net first, or build it with in_channels set.")
+        size = int(np.prod(p.shape))
+        total += size
+        if p.grad_req != "null":
+            trainable += size
+    return total, trainable
+

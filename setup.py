@@ -1,0 +1,48 @@
+"""Install script for resnet_gluon.
+
+One command gives a working environment (``pip install -e ".[test]"``).  The
+numpy pin matters: mxnet 1.9.1 uses ``np.bool``, removed in numpy 1.24.
+"""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version() -> str:
+    with open(os.path.join(HERE, "resnet_gluon", "__init__.py"), encoding="utf-8") as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+
+def _long_description() -> str:
+    with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+# A user with a CUDA build (mxnet-cu112, ...) already satisfies the import but
+# not the distribution name "mxnet"; RESNET_GLUON_NO_MXNET=1 drops the
+# requirement so pip does not put the CPU wheel beside the CUDA one.
+_MXNET = [] if os.environ.get("RESNET_GLUON_NO_MXNET") == "1" else ["mxnet>=1.9,<2"]
+
+setup(
+    name="resnet_gluon",
+    version=_version(),
+    description="The ResNet of Dive into Deep Learning (d2l-zh 5.11) as an MXNet Gluon library",
+    long_description=_long_description(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["resnet_gluon", "resnet_gluon.*"]),
+    python_requires=">=3.8",
+    install_requires=_MXNET + ["numpy>=1.17,<1.24"],
+    extras_require={
+        "test": ["pytest>=7", "d2lzh==1.0.0"],
+    },
+    entry_points={"console_scripts": ["resnet-gluon=resnet_gluon.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

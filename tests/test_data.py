@@ -1,0 +1,97 @@
+"""Fashion-MNIST from the real files: where they are found, how they are read and checked."""
+import gzip
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from resnet_gluon import data
+from resnet_gluon.data import (CLASS_NAMES, BatchIter, find_fashion_mnist, load_fashion_mnist,
+                               read_idx)
+
+
+def test_real_files_load_with_their_counts_and_shapes():
+    images, labels = load_fashion_mnist("train")
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (60000,) and sorted(set(labels.tolist())) == list(range(10))
+    assert np.bincount(labels).tolist() == [6000] * 10  # the set is balanced
+    test_images, test_labels = load_fashion_mnist("test")
+    assert test_images.shape == (10000, 28, 28)
+    assert np.bincount(test_labels).tolist() == [1000] * 10
+    assert labels[:5].tolist() == [9, 0, 0, 3, 0]  # ankle boot, t-shirt, t-shirt, dress, t-shirt
+    assert [CLASS_NAMES[i] for i in labels[:2]] == ["ankle boot", "t-shirt"]
+
+
+def _copy_files(dst):
+    src = find_fashion_mnist(download=False)
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        shutil.copy(os.path.join(src, name), dst)
+    return dst
+
+
+def test_search_order_root_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxhome"))
+    root = _copy_files(str(tmp_path / "mine"))
+    assert find_fashion_mnist(root, download=False) == root
+    mx_dir = _copy_files(str(tmp_path / "mxhome" / "datasets" / "fashion-mnist"))
+    assert find_fashion_mnist(download=False) == mx_dir
+    assert data.candidate_dirs(root) == [root, mx_dir, data.DEBIAN_DIR]
+
+
+def test_missing_everywhere_lists_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxhome"))
+    monkeypatch.setattr(data, "DEBIAN_DIR", str(tmp_path / "debian"))
+    with pytest.raises(FileNotFoundError) as err:
+        find_fashion_mnist(str(tmp_path / "nowhere"), download=False)
+    message = str(err.value)
+    for place in (tmp_path / "nowhere", tmp_path / "mxhome" / "datasets" / "fashion-mnist",
+                  tmp_path / "debian"):
+        assert f"  - {place}\n" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
+def test_root_missing_a_file_is_an_error_of_its_own(tmp_path):
+    root = _copy_files(str(tmp_path / "mine"))
+    os.remove(os.path.join(root, "t10k-labels-idx1-ubyte.gz"))
+    with pytest.raises(FileNotFoundError, match="holds only part of Fashion-MNIST: missing t10k-labels-idx1-ubyte.gz"):
+        find_fashion_mnist(root, download=False)
+
+
+def test_truncated_file_is_named(tmp_path):
+    root = _copy_files(str(tmp_path / "mine"))
+    path = os.path.join(root, "train-labels-idx1-ubyte.gz")
+    with open(path, "rb") as f:
+        raw = f.read()
+    with open(path, "wb") as f:
+        f.write(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=f"{path}: not a readable gzip IDX file"):
+        load_fashion_mnist("train", root)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", r"header says shape \(5,\).*truncated or corrupt"),
+    (b"\x89PNG\r\n", "bad IDX magic number 89504e47"),
+    (b"", "bad IDX magic number \\(empty\\)"),
+])
+def test_corrupt_idx_is_named(tmp_path, payload, message):
+    path = str(tmp_path / "bad-idx1-ubyte.gz")
+    with gzip.open(path, "wb") as f:
+        f.write(payload)
+    with pytest.raises(ValueError, match=message):
+        read_idx(path)
+
+
+def test_batches_are_scaled_and_resized_per_batch():
+    images, labels = load_fashion_mnist("test")
+    it = BatchIter(images[:100], labels[:100], 32, resize=96)
+    batches = list(it)
+    assert len(it) == len(batches) == 4
+    X, y = batches[0]
+    assert X.shape == (32, 1, 96, 96) and X.dtype == np.float32
+    assert 0.0 <= X.min().asscalar() and X.max().asscalar() <= 1.0
+    assert batches[-1][0].shape == (4, 1, 96, 96)
+    assert y.asnumpy().tolist() == labels[:32].tolist()
+    native = next(iter(BatchIter(images[:8], labels[:8], 8)))[0]
+    np.testing.assert_allclose(native.asnumpy()[:, 0], images[:8] / 255.0, rtol=1e-6)

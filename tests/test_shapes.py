@@ -1,0 +1,96 @@
+"""Notebook cell 8 as functions: layer_shapes, print_shapes, count_parameters."""
+import io
+
+import mxnet as mx
+import pytest
+from mxnet import nd
+
+from resnet_gluon import (build_resnet, build_resnet18, count_parameters, format_shapes,
+                          layer_shapes, print_shapes)
+
+CELL_8 = """\
+conv0 output shape:\t (1, 64, 112, 112)
+batchnorm0 output shape:\t (1, 64, 112, 112)
+relu0 output shape:\t (1, 64, 112, 112)
+pool0 output shape:\t (1, 64, 56, 56)
+hybridsequential0 output shape:\t (1, 64, 56, 56)
+hybridsequential1 output shape:\t (1, 128, 28, 28)
+hybridsequential2 output shape:\t (1, 256, 14, 14)
+hybridsequential3 output shape:\t (1, 512, 7, 7)
+pool1 output shape:\t (1, 512, 1, 1)
+dense0 output shape:\t (1, 10)
+"""
+
+
+def test_print_shapes_prints_cell_8(capsys):
+    net = build_resnet18()
+    net.initialize()
+    X = nd.random.uniform(shape=(1, 1, 224, 224))
+    rows = print_shapes(net, X)
+    assert capsys.readouterr().out == CELL_8
+    assert rows[0] == ("conv0", (1, 64, 112, 112)) and rows[-1] == ("dense0", (1, 10))
+
+
+def test_same_format_as_the_notebooks_print():
+    # cell 8 is print(layer.name, 'output shape:\t', X.shape)
+    buf = io.StringIO()
+    print("conv5", "output shape:\t", (1, 64, 112, 112), file=buf)
+    assert format_shapes([("conv5", (1, 64, 112, 112))]) + "\n" == buf.getvalue()
+
+
+def test_a_shape_tuple_is_enough_and_the_default_is_the_notebooks():
+    net = build_resnet18()
+    net.initialize()
+    assert layer_shapes(net)[-1] == ("dense0", (1, 10))
+    assert layer_shapes(net, (8, 1, 96, 96))[7] == ("hybridsequential3", (8, 512, 3, 3))
+
+
+def test_works_on_the_notebooks_own_net():
+    from notebook import notebook_net
+    net = notebook_net()
+    net.initialize()
+    shapes = [s for _, s in layer_shapes(net, (1, 1, 224, 224))]
+    assert shapes[4:8] == [(1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7)]
+
+
+def test_file_argument():
+    net = build_resnet(18, small_input=True)
+    net.initialize()
+    buf = io.StringIO()
+    print_shapes(net, (2, 1, 28, 28), file=buf)
+    assert buf.getvalue().splitlines()[-1] == "dense0 output shape:\t (2, 10)"
+
+
+def test_uninitialised_net_is_named_not_initialised_silently():
+    net = build_resnet18()
+    with pytest.raises(RuntimeError, match=r"not initialised.*Call net.initialize\(\) first"):
+        layer_shapes(net)
+    assert all(p._data is None for p in net.collect_params().values())
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    ((1, 224, 224), ValueError, r"four positive integers \(N, C, H, W\), got \(1, 224, 224\)"),
+    ((1, 0, 224, 224), ValueError, "four positive integers"),
+    ((1, 3, 224, 224), ValueError, "initialised for 1-channel input but got 3"),
+])
+def test_bad_input_shape(bad, error, message):
+    net = build_resnet(18, in_channels=1)
+    net.initialize()
+    with pytest.raises(error, match=message):
+        layer_shapes(net, bad)
+
+
+def test_count_parameters_needs_known_shapes():
+    net = build_resnet18()
+    net.initialize()
+    with pytest.raises(RuntimeError, match=r"shape of conv0_weight is not known yet: \(64, 0, 7, 7\)"):
+        count_parameters(net)
+    net(nd.random.uniform(shape=(1, 3, 32, 32)))
+    # 3 input channels: the stem has 2 * 64 * 49 more weights than at 1 channel
+    assert count_parameters(net) == (11_186_186 + 6272, 11_178_378 + 6272)
+
+
+def test_runs_on_the_nets_context():
+    net = build_resnet18()
+    net.initialize(ctx=mx.cpu(0))
+    assert layer_shapes(net, (1, 1, 32, 32))[-1][1] == (1, 10)
