@@ -35,7 +35,7 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["resnet_gluon", "resnet_gluon.*"]),
     python_requires=">=3.8",
-    install_requires=_MXNET + ["numpy>=1.17,<1.24"],
+    install_requires=_MXNET + ["numpy>=1.17,<1.24", "tqdm>=4.40", "matplotlib>=3.3"],
     extras_require={
         "test": ["pytest>=7", "d2lzh==1.0.0"],
     },

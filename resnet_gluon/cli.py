@@ -4,8 +4,11 @@ A thin skin over the library's functions: it parses arguments, calls them
 and prints what they return.  Nothing here is needed from a script.
 """
 import argparse
+import json
+import os
 import sys
-from typing import List, Optional, Tuple
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import __version__
 from .model import RESNET_SPEC, build_resnet
@@ -35,6 +38,55 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+# Options that make up TrainConfig: (flag, config field, argparse keywords).
+_RECIPE = [
+    ("--depth", "depth", dict(type=int, choices=sorted(RESNET_SPEC), help="ResNet depth (18)")),
+    ("--small-input", "small_input", dict(action="store_true", default=None,
+                                          help="3x3 stride-1 stem, no max-pool")),
+    ("--lr", "lr", dict(type=_positive_float, help="peak learning rate (0.05)")),
+    ("--batch-size", "batch_size", dict(type=_positive_int, help="batch size (256)")),
+    ("--epochs", "epochs", dict(type=_positive_int, help="epochs (5)")),
+    ("--resize", "resize", dict(type=_positive_int, help="input side; 28 = native (96)")),
+    ("--momentum", "momentum", dict(type=_nonneg_float, help="SGD momentum (0)")),
+    ("--wd", "wd", dict(type=_nonneg_float, help="weight decay (0)")),
+    ("--lr-schedule", "lr_schedule", dict(choices=["constant", "cosine"],
+                                          help="learning rate schedule (constant)")),
+    ("--warmup-epochs", "warmup_epochs", dict(type=_nonneg_float,
+                                              help="linear warm-up epochs (0)")),
+    ("--label-smoothing", "label_smoothing", dict(type=_nonneg_float,
+                                                  help="label smoothing (0)")),
+    ("--augment", "augment", dict(action="store_true", default=None,
+                                  help="random 2-pixel shifts and horizontal flips")),
+    ("--seed", "seed", dict(type=int, help="seed of init, order and augmentation (0)")),
+    ("--limit-train", "limit_train", dict(type=_positive_int,
+                                          help="use the first N training examples")),
+    ("--limit-test", "limit_test", dict(type=_positive_int,
+                                        help="use the first N test examples")),
+    ("--checkpoint-every", "checkpoint_every",
+     dict(type=int, help="also checkpoint every N steps (0: at epoch ends only)")),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -57,7 +109,173 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--small-input", action="store_true",
                         help="3x3 stride-1 stem without max-pool, as d2lzh.resnet18")
     shapes.set_defaults(func=_cmd_shapes)
+
+    train = sub.add_parser(
+        "train", help="train on Fashion-MNIST (the book's recipe by default)",
+        description="Train a ResNet on the real Fashion-MNIST. With no options: the book's "
+                    "recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).")
+    recipe = train.add_argument_group("recipe (saved in RUN_DIR/config.json; on --resume, "
+                                      "taken from there unless given)")
+    for flag, dest, kwargs in _RECIPE:
+        recipe.add_argument(flag, dest=dest, **dict({"default": None}, **kwargs))
+    train.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
+    train.add_argument("--out", metavar="RUN_DIR",
+                       help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its newest valid checkpoint")
+    train.add_argument("--ctx", default="cpu:0",
+                       help="devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1 (cpu:0)")
+    train.add_argument("--kvstore", default="device",
+                       help="gradient aggregation: device, local, dist_sync (device)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-hybridize", action="store_true",
+                       help="run imperatively (slower; for debugging)")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate", help="test accuracy, per-class accuracy and the confusion matrix",
+        description="Evaluate saved weights on the Fashion-MNIST test set. Depth, "
+                    "small-input and resize come from config.json beside the params "
+                    "when it is there, else from the options.")
+    ev.add_argument("--params", required=True, help="RUN_DIR/model.params or a checkpoint's")
+    ev.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
+    ev.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
+    ev.add_argument("--small-input", action="store_true", default=None)
+    ev.add_argument("--resize", type=_positive_int, default=None)
+    ev.add_argument("--batch-size", type=_positive_int, default=256)
+    ev.add_argument("--limit-test", type=_positive_int, default=None)
+    ev.add_argument("--ctx", default="cpu:0")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    la = sub.add_parser(
+        "launch", help="run a command on MXNet's parameter server over 127.0.0.1",
+        description="Start a scheduler, SERVERS servers and WORKERS workers on this machine "
+                    "(loopback only) and run 'python -m resnet_gluon COMMAND...' on each "
+                    "worker, e.g.: launch -n 2 -s 1 -- train --kvstore dist_sync --epochs 1. "
+                    "If a worker fails, all processes are stopped.")
+    la.add_argument("-n", "--num-workers", type=_positive_int, required=True)
+    la.add_argument("-s", "--num-servers", type=_positive_int, default=1)
+    la.add_argument("--timeout", type=_positive_float, default=3600.0,
+                    help="seconds before every process is stopped (3600)")
+    la.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    la.set_defaults(func=_cmd_launch)
     return parser
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise ValueError("give the workers' command after --, e.g. "
+                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
+    if cmd[0] == "train" and not any(a.startswith("--kvstore") for a in cmd):
+        cmd = cmd + ["--kvstore", "dist_sync"]
+    return launch(cmd, args.num_workers, args.num_servers, timeout=args.timeout)
+
+
+def _recipe_from_args(args: argparse.Namespace, base: Dict[str, Any]) -> Dict[str, Any]:
+    values = dict(base)
+    for _, dest, _ in _RECIPE:
+        given = getattr(args, dest)
+        if given is not None:
+            values[dest] = given
+    return values
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_data_fashion_mnist
+    from .train import CONFIG_FILE, TrainConfig, fit, parse_ctx
+
+    base = TrainConfig().to_dict()
+    if args.resume:
+        if not args.out:
+            raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
+        config_file = os.path.join(args.out, CONFIG_FILE)
+        if not os.path.isfile(config_file):
+            raise ValueError(f"--resume: {config_file} not found; is {args.out} a run "
+                             f"directory? Start a new run without --resume.")
+        with open(config_file, encoding="utf-8") as f:
+            saved = json.load(f)
+        base.update({k: v for k, v in saved.items() if k in base})
+    config = TrainConfig.from_dict(_recipe_from_args(args, base))
+    ctxs = parse_ctx(args.ctx)
+    out = args.out or os.path.join(
+        "runs", f"resnet{config.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    num_parts, part_index = 1, 0
+    kvstore: Any = args.kvstore
+    if args.kvstore.startswith("dist"):
+        import mxnet as mx
+        kvstore = mx.kv.create(args.kvstore)
+        num_parts, part_index = kvstore.num_workers, kvstore.rank
+        if config.batch_size % num_parts:
+            raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
+                             f"{num_parts} workers; use a multiple of {num_parts}.")
+    train_iter, test_iter = load_data_fashion_mnist(
+        config.batch_size // num_parts, resize=config.resize, root=args.data_dir,
+        limit_train=config.limit_train, limit_test=config.limit_test,
+        augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index)
+    net = build_resnet(config.depth, config.num_classes, small_input=config.small_input,
+                       in_channels=1)
+    if part_index == 0:
+        print(f"training ResNet-{config.depth} on {', '.join(str(c) for c in ctxs)}"
+              f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
+              flush=True)
+    fit(net, train_iter, test_iter, config, ctx=ctxs, kvstore=kvstore, run_dir=out,
+        resume=args.resume, progress=not args.no_progress, hybridize=not args.no_hybridize,
+        log=lambda line: print(line if part_index == 0 else f"[worker {part_index}] {line}",
+                               flush=True),
+        extra_config={"ctx": args.ctx, "kvstore": args.kvstore, "data_dir": args.data_dir})
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import CLASS_NAMES, BatchIter, load_fashion_mnist
+    from .train import CONFIG_FILE, evaluate, parse_ctx
+
+    if not os.path.isfile(args.params):
+        raise ValueError(f"--params {args.params}: no such file.")
+    settings = {"depth": 18, "small_input": False, "resize": 96, "num_classes": 10}
+    config_file = os.path.join(os.path.dirname(os.path.abspath(args.params)), CONFIG_FILE)
+    if not os.path.isfile(config_file):  # a checkpoint's params: the run is two levels up
+        config_file = os.path.join(os.path.dirname(os.path.abspath(args.params)), "..", "..",
+                                   CONFIG_FILE)
+    if os.path.isfile(config_file):
+        with open(config_file, encoding="utf-8") as f:
+            saved = json.load(f)
+        settings.update({k: saved[k] for k in settings if k in saved})
+    for key in ("depth", "small_input", "resize"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    ctxs = parse_ctx(args.ctx)
+    net = build_resnet(settings["depth"], settings["num_classes"],
+                       small_input=settings["small_input"], in_channels=1)
+    try:
+        net.load_parameters(args.params, ctx=ctxs)
+    except Exception as err:  # MXNet's AssertionError / MXNetError: say what to check
+        raise ValueError(
+            f"{args.params} does not fit ResNet-{settings['depth']}"
+            f"{' (small input)' if settings['small_input'] else ''} with "
+            f"{settings['num_classes']} classes: {str(err).splitlines()[0]}. Pass the "
+            f"--depth / --small-input the weights were trained with.") from None
+    net.hybridize(static_alloc=True, static_shape=True)
+    images, labels = load_fashion_mnist("test", args.data_dir)
+    data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
+                     resize=settings["resize"])
+    result = evaluate(net, data, ctxs, settings["num_classes"])
+    print(f"test acc {result.accuracy:.4f} ({result.count} images, "
+          f"ResNet-{settings['depth']}, resize {settings['resize']})")
+    print("per-class accuracy:")
+    width = max(len(n) for n in CLASS_NAMES)
+    for name, acc in zip(CLASS_NAMES, result.per_class):
+        print(f"  {name:<{width}}  {acc:.3f}")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    short = [n[:7] for n in CLASS_NAMES]
+    print(" " * (width + 2) + " ".join(f"{s:>7}" for s in short))
+    for name, row in zip(CLASS_NAMES, result.confusion):
+        print(f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row))
+    return 0
 
 
 def _cmd_shapes(args: argparse.Namespace) -> int:
@@ -76,9 +294,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         # The library's errors already say what to do; no trace for them.
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
+    except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets
+        parser.exit(1, f"{parser.prog} {args.command}: error: {err}\n")
     return 1
 
 

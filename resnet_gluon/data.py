@@ -166,8 +166,11 @@ def load_fashion_mnist(split: str = "train", root: Optional[str] = None
 
 
 class BatchIter:
-    """Mini-batches of ``(X, y)`` NDArrays: X float32 (B, 1, R, R) in [0, 1].
+    """Mini-batches of ``(X, y)`` NDArrays: X float32 (B, 1, R, R) in [0, 1], y float32.
 
+    Every random choice (order, crops, flips) comes from a generator seeded
+    by ``(seed, epoch, batch)``, so any batch of any epoch can be rebuilt
+    exactly: a resumed run sees the very batches an uninterrupted one saw.
     Resizing happens per batch on the whole batch (one bilinear operator
     call), not per image in worker processes that would fight the model for
     the two cores.
@@ -179,43 +182,102 @@ class BatchIter:
     labels : numpy.ndarray
         (N,) integer labels.
     batch_size : int
+        Examples per batch (per worker when ``num_parts > 1``).
     shuffle : bool, default False
-        Reshuffle every epoch with ``numpy.random`` (seed it for repeatability).
+        A new order every epoch.
     resize : int, optional
-        Side of the square images fed to the net (the book's 96).
+        Side of the square images fed to the net (the book's 96); None keeps 28.
+    augment : bool, default False
+        Random crop (28x28 out of the image padded by 2 pixels) and random
+        horizontal flip, on the uint8 images before resizing.
+    seed : int, default 0
+        Seed of every random choice.
+    num_parts, part_index : int, default 1, 0
+        Take only every ``num_parts``-th example of each epoch's order,
+        starting at ``part_index``: one worker's shard in distributed training.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int,
-                 shuffle: bool = False, resize: Optional[int] = None):
+                 shuffle: bool = False, resize: Optional[int] = None, augment: bool = False,
+                 seed: int = 0, num_parts: int = 1, part_index: int = 0):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if not 0 <= part_index < num_parts:
+            raise ValueError(f"part_index must be in [0, {num_parts}), got {part_index}.")
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.resize = batch_size, shuffle, resize
+        self.augment, self.seed = augment, seed
+        self.num_parts, self.part_index = num_parts, part_index
+        self._epoch = 0
+
+    @property
+    def num_examples(self) -> int:
+        """Examples per epoch in this shard."""
+        return len(range(self.part_index, len(self.images), self.num_parts))
 
     def __len__(self) -> int:
-        return (len(self.images) + self.batch_size - 1) // self.batch_size
+        return (self.num_examples + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
-        order = (np.random.permutation(len(self.images)) if self.shuffle
-                 else np.arange(len(self.images)))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            X = nd.array(self.images[idx][:, None], dtype="float32") / 255
+    def _order(self, epoch: int) -> np.ndarray:
+        n = len(self.images)
+        order = (np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle
+                 else np.arange(n))
+        return order[self.part_index::self.num_parts]
+
+    def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, h, w = batch.shape
+        padded = np.pad(batch, ((0, 0), (2, 2), (2, 2)))
+        dy, dx = rng.integers(0, 5, size=n), rng.integers(0, 5, size=n)
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + np.arange(w)[None, :]
+        out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        flip = rng.random(n) < 0.5
+        out[flip] = out[flip, :, ::-1]
+        return out
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
+        """The batches of ``epoch`` (0-based), from batch number ``start`` on."""
+        order = self._order(epoch)
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            images = self.images[idx]
+            if self.augment:
+                images = self._augment(images, np.random.default_rng([self.seed, epoch, b, 1]))
+            X = nd.array(images[:, None], dtype="float32") / 255
             if self.resize and self.resize != X.shape[-1]:
                 X = nd.contrib.BilinearResize2D(X, height=self.resize, width=self.resize)
             yield X, nd.array(self.labels[idx], dtype="float32")
 
+    def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
+        # Plain iteration (d2lzh.train_ch5, a user's loop) moves on an epoch each time.
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        return self.batches(epoch)
+
 
 def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None,
                             root: Optional[str] = None, limit_train: Optional[int] = None,
-                            limit_test: Optional[int] = None
+                            limit_test: Optional[int] = None, augment: bool = False,
+                            seed: int = 0, num_parts: int = 1, part_index: int = 0
                             ) -> Tuple[BatchIter, BatchIter]:
     """The book's ``load_data_fashion_mnist``, offline: ``(train_iter, test_iter)``.
 
-    ``limit_train`` / ``limit_test`` keep the first N examples, for quick runs.
+    Parameters
+    ----------
+    batch_size : int
+    resize : int, optional
+        The book uses 96; None keeps the native 28.
+    root : str, optional
+        A directory to look in first (see :func:`find_fashion_mnist`).
+    limit_train, limit_test : int, optional
+        Keep the first N examples, for quick runs.
+    augment, seed, num_parts, part_index
+        For the training iterator; see :class:`BatchIter`.
     """
     train_x, train_y = load_fashion_mnist("train", root)
     test_x, test_y = load_fashion_mnist("test", root)
     return (BatchIter(train_x[:limit_train], train_y[:limit_train], batch_size,
-                      shuffle=True, resize=resize),
+                      shuffle=True, resize=resize, augment=augment, seed=seed,
+                      num_parts=num_parts, part_index=part_index),
             BatchIter(test_x[:limit_test], test_y[:limit_test], batch_size, resize=resize))

@@ -16,11 +16,13 @@ def _requires(tmp_path, **env):
 
 
 def test_pins_numpy_below_1_24_and_mxnet_1_x(tmp_path):
-    assert sorted(_requires(tmp_path)) == ["mxnet<2,>=1.9", "numpy<1.24,>=1.17"]
+    assert sorted(_requires(tmp_path)) == ["matplotlib>=3.3", "mxnet<2,>=1.9",
+                                           "numpy<1.24,>=1.17", "tqdm>=4.40"]
 
 
 def test_cuda_users_can_leave_the_cpu_wheel_out(tmp_path):
-    assert _requires(tmp_path, RESNET_GLUON_NO_MXNET="1") == ["numpy<1.24,>=1.17"]
+    assert sorted(_requires(tmp_path, RESNET_GLUON_NO_MXNET="1")) == [
+        "matplotlib>=3.3", "numpy<1.24,>=1.17", "tqdm>=4.40"]
 
 
 def test_the_installed_numpy_is_the_one_mxnet_imports_with():

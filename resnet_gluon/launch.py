@@ -1,0 +1,137 @@
+"""Start MXNet's parameter server on one machine: scheduler, servers and workers.
+
+``python -m resnet_gluon launch -n 2 -s 1 -- train --kvstore dist_sync ...``
+starts one scheduler, ``-s`` servers and ``-n`` workers as processes on
+127.0.0.1, each told its role through the ``DMLC_*`` variables.  Workers run
+``python -m resnet_gluon <command>``; the scheduler and servers are plain
+``import mxnet``, which serves until the workers finish.
+
+Every process gets a deadline, and a worker that fails (or is killed) brings
+all others down at once, so nothing waits on a peer that is gone and no
+process outlives the launcher.
+
+For several hosts, start the same roles by hand with the same variables::
+
+    # on the scheduler's host (HOST_A), once, and each server:
+    DMLC_ROLE=scheduler DMLC_PS_ROOT_URI=HOST_A DMLC_PS_ROOT_PORT=9091 \\
+      DMLC_NUM_SERVER=1 DMLC_NUM_WORKER=2 python -c "import mxnet"
+    DMLC_ROLE=server    (same variables)            python -c "import mxnet"
+    # on each worker host:
+    DMLC_ROLE=worker    (same variables) python -m resnet_gluon train --kvstore dist_sync ...
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, TextIO
+
+__all__ = ["launch", "free_port"]
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _kill_all(procs: List[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 5
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
+           timeout: float = 3600.0, port: Optional[int] = None,
+           log: TextIO = sys.stderr, worker_env: Optional[Dict[str, str]] = None) -> int:
+    """Run ``python -m resnet_gluon COMMAND`` on ``num_workers`` workers over loopback.
+
+    Parameters
+    ----------
+    command : sequence of str
+        The subcommand and its options, e.g. ``['train', '--kvstore', 'dist_sync']``.
+    num_workers, num_servers : int
+    timeout : float, default 3600
+        Seconds the whole job may take; past it, every process is stopped.
+    port : int, optional
+        The scheduler's port (a free one by default).
+    log : file-like
+        Where the launcher reports process ids and failures.
+    worker_env : dict, optional
+        Extra environment for the workers.
+
+    Returns
+    -------
+    int
+        0 when every worker finished cleanly; otherwise the first failing
+        worker's exit code (or 124 on time-out), after all processes are stopped.
+    """
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError(f"need at least one worker and one server, got "
+                         f"{num_workers} workers and {num_servers} servers.")
+    if not command:
+        raise ValueError("no command to run on the workers; e.g. "
+                         "launch -n 2 -- train --kvstore dist_sync")
+    base = dict(os.environ,
+                DMLC_PS_ROOT_URI=LOOPBACK, DMLC_PS_ROOT_PORT=str(port or free_port()),
+                DMLC_NUM_SERVER=str(num_servers), DMLC_NUM_WORKER=str(num_workers),
+                DMLC_NODE_HOST=LOOPBACK, DMLC_INTERFACE="lo")
+    serve = [sys.executable, "-c", "import mxnet"]
+    roles = [("scheduler", serve)] + [("server", serve)] * num_servers + \
+        [("worker", [sys.executable, "-m", "resnet_gluon", *command])] * num_workers
+    procs: List[subprocess.Popen] = []
+    workers: List[subprocess.Popen] = []
+    deadline = time.time() + timeout
+    try:
+        for i, (role, argv) in enumerate(roles):
+            env = dict(base, DMLC_ROLE=role)
+            if role == "worker":
+                env.update(worker_env or {})
+            # Own process group each, so a kill reaches whatever they start too.
+            proc = subprocess.Popen(argv, env=env, start_new_session=True)
+            procs.append(proc)
+            number = "" if role == "scheduler" else \
+                f" {len(workers) if role == 'worker' else i - 1}"
+            print(f"launch: {role}{number} pid {proc.pid}", file=log, flush=True)
+            if role == "worker":
+                workers.append(proc)
+        while True:
+            codes = [w.poll() for w in workers]
+            failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                i, code = failed[0]
+                print(f"launch: worker {i} exited with code {code}; stopping the others",
+                      file=log, flush=True)
+                return code if code > 0 else 1
+            if all(c == 0 for c in codes):
+                # The scheduler and servers leave once the workers have; give them a moment.
+                for p in procs:
+                    try:
+                        p.wait(timeout=max(1.0, min(30.0, deadline - time.time())))
+                    except subprocess.TimeoutExpired:
+                        pass
+                return 0
+            if time.time() > deadline:
+                print(f"launch: timed out after {timeout:g} s; stopping every process",
+                      file=log, flush=True)
+                return 124
+            time.sleep(0.2)
+    finally:
+        _kill_all(procs)
