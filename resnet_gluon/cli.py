@@ -294,7 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         # The library's errors already say what to do; no trace for them.
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets

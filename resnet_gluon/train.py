@@ -254,9 +254,11 @@ def save_checkpoint(run_dir: str, net: gluon.Block, trainer: gluon.Trainer,
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         net.save_parameters(os.path.join(tmp, "net.params"))
-        trainer.save_states(os.path.join(tmp, "trainer.states"))
-        state = dict(state, files={f: _sha256(os.path.join(tmp, f))
-                                   for f in ("net.params", "trainer.states")})
+        files = ["net.params"]
+        if trainer is not None:  # None over the parameter server: the servers hold it
+            trainer.save_states(os.path.join(tmp, "trainer.states"))
+            files.append("trainer.states")
+        state = dict(state, files={f: _sha256(os.path.join(tmp, f)) for f in files})
         with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=1)
         for f in os.listdir(tmp):
@@ -472,15 +474,26 @@ class _AuxSync:
             if dist:
                 self.kv.pushpull(_AUX_KEY + i, mean, out=mean)
                 mean /= self.kv.num_workers
-            p.set_data(mean)
+            for arr in p.list_data():  # in place: set_data would reset a dist store
+                mean.copyto(arr)
 
 
 def _remove_unfinished(run_dir: str) -> None:
-    """Drop temporaries that a killed run left behind (never a finished checkpoint)."""
+    """Drop temporaries that a killed run left behind (never a finished file)."""
     root = os.path.join(run_dir, CHECKPOINT_DIR)
     for name in os.listdir(root):
         if name.startswith(".ckpt-"):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    ours = tuple(f".{n}." for n in (CONFIG_FILE, METRICS_FILE, MODEL_FILE, CURVES_FILE))
+    for name in os.listdir(run_dir):
+        if name.startswith(ours):
+            os.remove(os.path.join(run_dir, name))
+
+
+def _write_metrics(run_dir: str, history: List[Dict[str, Any]]) -> None:
+    _write_text(os.path.join(run_dir, METRICS_FILE),
+                "".join(json.dumps(r) + "\n" for r in history))
+    _plot_curves(os.path.join(run_dir, CURVES_FILE), history)
 
 
 def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
@@ -542,6 +555,12 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     writer = run_dir is not None and rank == 0
 
     state = None
+    if writer and not resume and (find_checkpoints(run_dir) or
+                                  os.path.exists(os.path.join(run_dir, CONFIG_FILE))):
+        # Starting over would mix this run's checkpoints and files with that one's.
+        raise FileExistsError(
+            f"{run_dir} already holds a run. Continue it with --resume, or choose another "
+            f"--out directory.")
     if resume:
         if run_dir is None:
             raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
@@ -579,10 +598,16 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     optimizer_params = {"learning_rate": config.lr, "wd": config.wd}
     if config.momentum:
         optimizer_params["momentum"] = config.momentum
-    # Updating on the workers (not on the servers) keeps every worker's
-    # optimizer state local, so each can checkpoint and resume the same way.
+    dist = num_workers > 1
+    if dist and (config.lr_schedule != "constant" or config.warmup_epochs):
+        raise ValueError(
+            "with several workers the servers run the optimizer, which cannot follow a "
+            "learning-rate schedule here; use --lr-schedule constant and no warm-up.")
+    # Locally the workers' own updaters keep optimizer state checkpointable; over
+    # the parameter server the servers update (MXNet's tested path: updating on
+    # the workers gave diverging runs now and then in MXNet 1.9's dist_sync).
     trainer = gluon.Trainer(params, "sgd", optimizer_params, kvstore=kv,
-                            update_on_kvstore=False)
+                            update_on_kvstore=dist)
     loss_fn = _loss_fn(config)
     steps = len(train_data)
     sync_aux = _AuxSync(params, ctxs, kv)
@@ -595,7 +620,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     history: List[Dict[str, Any]] = []
     start_epoch, start_step, partial = 0, 0, {"loss": 0.0, "acc": 0.0, "n": 0, "time": 0.0}
     if state is not None:
-        trainer.load_states(os.path.join(ckpt_path, "trainer.states"))
+        if "trainer.states" in state["files"] and not dist:
+            trainer.load_states(os.path.join(ckpt_path, "trainer.states"))
         history = state["history"]
         start_epoch, start_step, partial = state["epoch"], state["step"], state["partial"]
         log(f"resuming from {ckpt_path} (epoch {start_epoch + 1}, step {start_step})")
@@ -606,7 +632,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         _settle()
         sync_aux()
         if writer:
-            save_checkpoint(run_dir, net, trainer,
+            save_checkpoint(run_dir, net, None if dist else trainer,
                             {"epoch": epoch, "step": step, "partial": part,
                              "history": history, "config": config.to_dict()},
                             keep=config.keep_checkpoints)
@@ -626,7 +652,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
             tic = time.time() - sums["time"]
             for step, (X, y) in enumerate(_batches(train_data, epoch, first), start=first):
                 lr = lr_at(config, epoch, step, steps)
-                trainer.set_learning_rate(lr)
+                if not dist:
+                    trainer.set_learning_rate(lr)
                 xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
                 ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
                 with autograd.record():
@@ -668,14 +695,14 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
                 bar.refresh()
             checkpoint(epoch + 1, 0, {"loss": 0.0, "acc": 0.0, "n": 0, "time": 0.0})
             if writer:
-                _write_text(os.path.join(run_dir, METRICS_FILE),
-                            "".join(json.dumps(r) + "\n" for r in history))
-                _plot_curves(os.path.join(run_dir, CURVES_FILE), history)
+                _write_metrics(run_dir, history)
     finally:
         if bar is not None:
             bar.close()
     _settle()
     if writer:
+        if history:  # again: a run killed after its last checkpoint resumes straight here
+            _write_metrics(run_dir, history)
         atomic_write(os.path.join(run_dir, MODEL_FILE), net.save_parameters)
     elif run_dir is not None:
         # Other workers leave their copy beside it: all must hold the same weights.

@@ -154,6 +154,14 @@ def test_no_usable_checkpoint_is_a_clear_error(tmp_path):
     assert "no usable checkpoint" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_new_run_does_not_overwrite_an_old_one(reference_run):
+    before = (reference_run / "model.params").read_bytes()
+    result = _cli("train", "--out", str(reference_run), *SMALL)
+    assert result.returncode == 2
+    assert f"{reference_run} already holds a run. Continue it with --resume" in result.stderr
+    assert (reference_run / "model.params").read_bytes() == before
+
+
 def test_resume_with_other_options_is_refused(tmp_path, reference_run):
     result = _cli("train", "--out", str(reference_run), "--resume", "--lr", "0.1",
                   "--no-progress")
