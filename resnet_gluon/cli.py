@@ -38,24 +38,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _nonneg_float(text: str) -> float:
+def _finite_float(text: str, allow_zero: bool) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        value = float("nan")
+    if not (0 <= value if allow_zero else 0 < value) or value == float("inf"):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
     return value
+
+
+def _nonneg_float(text: str) -> float:
+    return _finite_float(text, allow_zero=True)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+    return _finite_float(text, allow_zero=False)
 
 
 # Options that make up TrainConfig: (flag, config field, argparse keywords).
