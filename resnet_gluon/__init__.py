@@ -10,9 +10,10 @@ __version__ = "0.1.0"
 from .blocks import Bottleneck, Residual
 from .model import (BLOCKS, RESNET_SPEC, STAGE_CHANNELS, ResNet, build_resnet,
                     build_resnet18, copy_weights, resnet_block)
-from .shapes import count_parameters, format_shapes, layer_shapes, print_shapes
+from .shapes import (LayerShape, ShapeTable, count_parameters, format_shapes, layer_shapes,
+                     print_shapes, shapes)
 
 __all__ = ["__version__", "Residual", "Bottleneck", "RESNET_SPEC", "STAGE_CHANNELS",
            "BLOCKS", "ResNet", "resnet_block", "build_resnet", "build_resnet18",
            "copy_weights", "layer_shapes", "print_shapes", "format_shapes",
-           "count_parameters"]
+           "count_parameters", "shapes", "ShapeTable", "LayerShape"]

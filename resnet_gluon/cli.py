@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_positive_int, default=256)
     ev.add_argument("--limit-test", type=_positive_int, default=None)
     ev.add_argument("--ctx", default="cpu:0")
+    ev.add_argument("--tta", action="store_true",
+                    help="also average over each image's mirror image (test-time augmentation)")
     ev.set_defaults(func=_cmd_evaluate)
 
     la = sub.add_parser(
@@ -262,9 +264,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
                      resize=settings["resize"])
-    result = evaluate(net, data, ctxs, settings["num_classes"])
+    result = evaluate(net, data, ctxs, settings["num_classes"], flip=args.tta)
     print(f"test acc {result.accuracy:.4f} ({result.count} images, "
-          f"ResNet-{settings['depth']}, resize {settings['resize']})")
+          f"ResNet-{settings['depth']}, resize {settings['resize']}"
+          f"{', with flip test-time augmentation' if args.tta else ''})")
     print("per-class accuracy:")
     width = max(len(n) for n in CLASS_NAMES)
     for name, acc in zip(CLASS_NAMES, result.per_class):

@@ -21,7 +21,8 @@ import numpy as np
 from mxnet import nd
 
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
-           "read_idx", "load_fashion_mnist", "BatchIter", "load_data_fashion_mnist"]
+           "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
+           "load_data_fashion_mnist"]
 
 #: The ten classes, in label order (as ``d2lzh.get_fashion_mnist_labels``).
 CLASS_NAMES: Tuple[str, ...] = ("t-shirt", "trouser", "pullover", "dress", "coat",
@@ -165,6 +166,21 @@ def load_fashion_mnist(split: str = "train", root: Optional[str] = None
     return images, labels.astype(np.int32)
 
 
+def resize_batch(images: np.ndarray, size: Optional[int] = None) -> nd.NDArray:
+    """uint8 images (N, H, W) as the net's input: float32 (N, 1, size, size) in [0, 1].
+
+    The book's ``Resize(size)`` then ``ToTensor()``, done on the whole batch
+    in one operator call: bilinear with pixel centres at half-pixel offsets
+    (OpenCV's convention, ``align_corners=False``), rounded to whole grey
+    levels as the book's uint8 images are, then scaled by 1/255.  It matches
+    the book's transform to within one grey level.
+    """
+    X = nd.array(images[:, None], dtype="float32")
+    if size and size != X.shape[-1]:
+        X = nd.contrib.BilinearResize2D(X, height=size, width=size, align_corners=False).round()
+    return X / 255
+
+
 class BatchIter:
     """Mini-batches of ``(X, y)`` NDArrays: X float32 (B, 1, R, R) in [0, 1], y float32.
 
@@ -245,10 +261,7 @@ class BatchIter:
             images = self.images[idx]
             if self.augment:
                 images = self._augment(images, np.random.default_rng([self.seed, epoch, b, 1]))
-            X = nd.array(images[:, None], dtype="float32") / 255
-            if self.resize and self.resize != X.shape[-1]:
-                X = nd.contrib.BilinearResize2D(X, height=self.resize, width=self.resize)
-            yield X, nd.array(self.labels[idx], dtype="float32")
+            yield resize_batch(images, self.resize), nd.array(self.labels[idx], dtype="float32")
 
     def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
         # Plain iteration (d2lzh.train_ch5, a user's loop) moves on an epoch each time.

@@ -1,6 +1,7 @@
 """Shape checks for notebooks: notebook cell 8 as functions, and parameter counts."""
+import html
 import sys
-from typing import List, Optional, Sequence, TextIO, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 from mxnet import nd
@@ -8,7 +9,8 @@ from mxnet.gluon import Block
 
 from ._checks import check_input
 
-__all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters"]
+__all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters", "shapes",
+           "ShapeTable", "LayerShape"]
 
 Shape = Tuple[int, ...]
 
@@ -129,3 +131,79 @@ def count_parameters(net: Block) -> Tuple[int, int]:
             trainable += size
     return total, trainable
 
+
+
+class LayerShape(NamedTuple):
+    """One row of a :class:`ShapeTable`."""
+
+    name: str
+    type: str
+    shape: Shape
+    params: int
+
+
+class ShapeTable(list):
+    """The result of :func:`shapes`: a list of :class:`LayerShape` rows.
+
+    ``print(table)`` and ``repr(table)`` give notebook cell 8's lines; Jupyter
+    shows ``_repr_html_``, a table of layer, type, output shape and parameters.
+    """
+
+    def __init__(self, rows: Sequence[LayerShape], input_shape: Shape):
+        super().__init__(rows)
+        self.input_shape = tuple(input_shape)
+
+    @property
+    def total_params(self) -> int:
+        """Parameters of all rows, BatchNorm running statistics included."""
+        return sum(row.params for row in self)
+
+    def __str__(self) -> str:
+        return format_shapes([(row.name, row.shape) for row in self])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th style='text-align:left'>{h}</th>"
+                       for h in ("layer", "type", "output shape", "parameters"))
+        body = "".join(
+            f"<tr><td style='text-align:left'>{esc(r.name)}</td>"
+            f"<td style='text-align:left'>{esc(r.type)}</td>"
+            f"<td style='text-align:left'>{esc(str(r.shape))}</td>"
+            f"<td style='text-align:right'>{r.params:,}</td></tr>" for r in self)
+        return (f"<table><caption>input {esc(str(self.input_shape))}</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                f"<tfoot><tr><td colspan='3' style='text-align:left'>total</td>"
+                f"<td style='text-align:right'>{self.total_params:,}</td></tr></tfoot></table>")
+
+
+def shapes(net: Block, x: Union[Sequence[int], nd.NDArray] = (1, 1, 224, 224)) -> ShapeTable:
+    """Notebook cell 8 as a value: each top-level layer's type, output shape and size.
+
+    As the last line of a Jupyter cell it displays as a table; printed, it
+    gives the notebook's ``name output shape:\t shape`` lines.
+
+    Parameters
+    ----------
+    net, x
+        As for :func:`layer_shapes`.
+
+    Returns
+    -------
+    ShapeTable
+        One :class:`LayerShape` per top-level layer.
+
+    Examples
+    --------
+    >>> net = build_resnet18(); net.initialize()
+    >>> shapes(net, (1, 1, 224, 224))[-1]
+    LayerShape(name='dense0', type='Dense', shape=(1, 10), params=5130)
+    """
+    X = _as_input(net, x)
+    rows = layer_shapes(net, X)
+    table = []
+    for layer, (name, shape) in zip(net, rows):
+        size = sum(int(np.prod(p.shape)) for p in layer.collect_params().values())
+        table.append(LayerShape(name, type(layer).__name__, shape, size))
+    return ShapeTable(table, X.shape)

@@ -342,7 +342,7 @@ class EvalResult:
 
 
 def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Context], None] = None,
-             num_classes: int = 10) -> EvalResult:
+             num_classes: int = 10, flip: bool = False) -> EvalResult:
     """Predict-mode accuracy of ``net`` on ``data`` (batches of ``(X, y)``).
 
     Parameters
@@ -352,6 +352,9 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
     ctx : str or list of Context, optional
         Devices to split each batch over (default ``cpu``).
     num_classes : int, default 10
+    flip : bool, default False
+        Test-time augmentation: average the softmax of each image and of its
+        mirror image (twice the cost; pairs with training on random flips).
     """
     ctxs = parse_ctx(ctx)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -359,7 +362,10 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
         xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
         ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
         for xp, yp in zip(xs, ys):
-            pred = net(xp).argmax(axis=1).asnumpy().astype(np.int64)
+            scores = net(xp)
+            if flip:
+                scores = nd.softmax(scores) + nd.softmax(net(xp.flip(axis=3)))
+            pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
             np.add.at(confusion, (yp.asnumpy().astype(np.int64), pred), 1)
     total = confusion.sum()
     if total == 0:

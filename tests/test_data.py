@@ -95,3 +95,17 @@ def test_batches_are_scaled_and_resized_per_batch():
     assert y.asnumpy().tolist() == labels[:32].tolist()
     native = next(iter(BatchIter(images[:8], labels[:8], 8)))[0]
     np.testing.assert_allclose(native.asnumpy()[:, 0], images[:8] / 255.0, rtol=1e-6)
+
+
+def test_resize_is_the_books_resize_then_to_tensor():
+    # The book: gdata.vision.transforms.Compose([Resize(96), ToTensor()]) per image.
+    from mxnet import nd
+    from mxnet.gluon.data.vision import transforms
+    images, _ = load_fashion_mnist("test")
+    book = transforms.Compose([transforms.Resize(96), transforms.ToTensor()])
+    expected = np.stack([book(nd.array(img[:, :, None], dtype="uint8")).asnumpy()
+                         for img in images[:64]])
+    ours = data.resize_batch(images[:64], 96).asnumpy()
+    assert ours.shape == expected.shape == (64, 1, 96, 96)
+    assert np.abs(ours - expected).max() <= 1 / 255 + 1e-6  # rounding of OpenCV's fixed point
+    assert np.mean(ours == expected) > 0.9  # 94% of pixels are equal, the rest one level off

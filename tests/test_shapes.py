@@ -6,7 +6,7 @@ import pytest
 from mxnet import nd
 
 from resnet_gluon import (build_resnet, build_resnet18, count_parameters, format_shapes,
-                          layer_shapes, print_shapes)
+                          layer_shapes, print_shapes, shapes)
 
 CELL_8 = """\
 conv0 output shape:\t (1, 64, 112, 112)
@@ -94,3 +94,21 @@ def test_runs_on_the_nets_context():
     net = build_resnet18()
     net.initialize(ctx=mx.cpu(0))
     assert layer_shapes(net, (1, 1, 32, 32))[-1][1] == (1, 10)
+
+
+def test_shapes_shows_cell_8_in_a_terminal_and_a_table_in_jupyter():
+    net = build_resnet18()
+    net.initialize()
+    table = shapes(net, (1, 1, 224, 224))
+    assert repr(table) + "\n" == str(table) + "\n" == CELL_8
+    assert [row.type for row in table] == [
+        "Conv2D", "BatchNorm", "Activation", "MaxPool2D", "HybridSequential",
+        "HybridSequential", "HybridSequential", "HybridSequential", "GlobalAvgPool2D", "Dense"]
+    assert [row.params for row in table] == [
+        3200, 256, 0, 0, 148736, 526976, 2102528, 8399360, 0, 5130]
+    assert table.total_params == 11186186 == count_parameters(net)[0]
+    assert table.input_shape == (1, 1, 224, 224)
+    page = table._repr_html_()
+    assert page.count("<tr>") == 12  # header, ten layers, total
+    assert "<td style='text-align:left'>(1, 512, 7, 7)</td>" in page
+    assert "11,186,186" in page and "hybridsequential3" in page

@@ -253,6 +253,21 @@ def test_evaluate_reports_per_class_accuracy_and_confusion():
     assert result.accuracy == pytest.approx(np.trace(result.confusion) / 300)
 
 
+def test_flip_test_time_augmentation_averages_an_image_and_its_mirror():
+    images, labels = load_fashion_mnist("test")
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    X = nd.array(images[:200, None], dtype="float32") / 255
+    scores = nd.softmax(net(X)) + nd.softmax(net(X.flip(axis=3)))
+    expected = scores.argmax(axis=1).asnumpy().astype(np.int64)
+    tta = evaluate(net, BatchIter(images[:200], labels[:200], 50, resize=28), flip=True)
+    assert tta.accuracy == pytest.approx(float(np.mean(expected == labels[:200])))
+    # mirroring the test images changes nothing once both views are averaged
+    mirrored = evaluate(net, BatchIter(images[:200, :, ::-1].copy(), labels[:200], 50, resize=28),
+                        flip=True)
+    np.testing.assert_array_equal(mirrored.confusion, tta.confusion)
+
+
 def test_evaluate_cli(reference_run):
     result = _cli("evaluate", "--params", str(reference_run / "model.params"),
                   "--limit-test", "500")
