@@ -37,7 +37,9 @@ setup(
     python_requires=">=3.8",
     install_requires=_MXNET + ["numpy>=1.17,<1.24", "tqdm>=4.40", "matplotlib>=3.3"],
     extras_require={
-        "test": ["pytest>=7", "d2lzh==1.0.0"],
+        "test": ["pytest>=7", "d2lzh==1.0.0", "onnx<=1.18.0", "onnxruntime"],
+        # MXNet 1.9's ONNX exporter uses onnx.mapping, removed after onnx 1.18.
+        "onnx": ["onnx<=1.18.0", "onnxruntime"],
     },
     entry_points={"console_scripts": ["resnet-gluon=resnet_gluon.cli:main"]},
     classifiers=[

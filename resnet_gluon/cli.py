@@ -57,6 +57,8 @@ def _positive_float(text: str) -> float:
     return _finite_float(text, allow_zero=False)
 
 
+_PARAMS_HELP = "RUN_DIR/model.params, or a checkpoint's net.params"
+
 # Options that make up TrainConfig: (flag, config field, argparse keywords).
 _RECIPE = [
     ("--depth", "depth", dict(type=int, choices=sorted(RESNET_SPEC), help="ResNet depth (18)")),
@@ -136,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate saved weights on the Fashion-MNIST test set. Depth, "
                     "small-input and resize come from config.json beside the params "
                     "when it is there, else from the options.")
-    ev.add_argument("--params", required=True, help="RUN_DIR/model.params or a checkpoint's")
+    ev.add_argument("--params", required=True, help=_PARAMS_HELP)
     ev.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
     ev.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
     ev.add_argument("--small-input", action="store_true", default=None)
@@ -147,6 +149,44 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tta", action="store_true",
                     help="also average over each image's mirror image (test-time augmentation)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    ex = sub.add_parser(
+        "export", help="write the trained net as an MXNet symbol or ONNX model",
+        description="Export RUN_DIR/model.params for serving without this library. Depth, "
+                    "classes, small-input and resize come from config.json beside the "
+                    "params when it is there, else from the options. ONNX export runs the "
+                    "file in onnxruntime on real test images and reports the largest "
+                    "difference from MXNet's output.")
+    ex.add_argument("--params", required=True, help=_PARAMS_HELP)
+    ex.add_argument("--format", choices=["symbol", "onnx"], default="symbol",
+                    help="symbol: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx")
+    ex.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the files")
+    ex.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
+    ex.add_argument("--classes", type=_positive_int, default=None)
+    ex.add_argument("--small-input", action="store_true", default=None)
+    ex.add_argument("--resize", type=_positive_int, default=None)
+    ex.add_argument("--check-images", type=int, default=256, metavar="N",
+                    help="real test images the ONNX check runs (256; 0: no check)")
+    ex.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
+    ex.set_defaults(func=_cmd_export)
+
+    pr = sub.add_parser(
+        "predict", help="label image files with a trained net",
+        description="Read PNG/JPEG/BMP files of any size (or the images in directories), "
+                    "turn them into what training saw (gray, 28x28, the run's resize, "
+                    "[0, 1]) and print the top classes of each, one line per image.")
+    pr.add_argument("--model", required=True,
+                    help="RUN_DIR/model.params, or the PREFIX of an exported symbol model")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
+    pr.add_argument("--topk", type=_positive_int, default=3, help="classes per image (3)")
+    pr.add_argument("--json", action="store_true", help="one JSON object per line")
+    pr.add_argument("--invert", action="store_true",
+                    help="dark object on a light background (photos): invert the gray levels")
+    pr.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
+    pr.add_argument("--classes", type=_positive_int, default=None)
+    pr.add_argument("--small-input", action="store_true", default=None)
+    pr.add_argument("--resize", type=_positive_int, default=None)
+    pr.set_defaults(func=_cmd_predict)
 
     la = sub.add_parser(
         "launch", help="run a command on MXNet's parameter server over 127.0.0.1",
@@ -232,52 +272,78 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import CLASS_NAMES, BatchIter, load_fashion_mnist
-    from .train import CONFIG_FILE, evaluate, parse_ctx
+    from .data import BatchIter, load_fashion_mnist
+    from .export import load_trained
+    from .train import evaluate, parse_ctx
 
-    if not os.path.isfile(args.params):
-        raise ValueError(f"--params {args.params}: no such file.")
-    settings = {"depth": 18, "small_input": False, "resize": 96, "num_classes": 10}
-    config_file = os.path.join(os.path.dirname(os.path.abspath(args.params)), CONFIG_FILE)
-    if not os.path.isfile(config_file):  # a checkpoint's params: the run is two levels up
-        config_file = os.path.join(os.path.dirname(os.path.abspath(args.params)), "..", "..",
-                                   CONFIG_FILE)
-    if os.path.isfile(config_file):
-        with open(config_file, encoding="utf-8") as f:
-            saved = json.load(f)
-        settings.update({k: saved[k] for k in settings if k in saved})
-    for key in ("depth", "small_input", "resize"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
     ctxs = parse_ctx(args.ctx)
-    net = build_resnet(settings["depth"], settings["num_classes"],
-                       small_input=settings["small_input"], in_channels=1)
-    try:
-        net.load_parameters(args.params, ctx=ctxs)
-    except Exception as err:  # MXNet's AssertionError / MXNetError: say what to check
-        raise ValueError(
-            f"{args.params} does not fit ResNet-{settings['depth']}"
-            f"{' (small input)' if settings['small_input'] else ''} with "
-            f"{settings['num_classes']} classes: {str(err).splitlines()[0]}. Pass the "
-            f"--depth / --small-input the weights were trained with.") from None
+    net, info = load_trained(args.params, depth=args.depth, small_input=args.small_input,
+                             resize=args.resize, ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
     images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
-                     resize=settings["resize"])
-    result = evaluate(net, data, ctxs, settings["num_classes"], flip=args.tta)
+                     resize=info.resize)
+    result = evaluate(net, data, ctxs, info.num_classes, flip=args.tta)
     print(f"test acc {result.accuracy:.4f} ({result.count} images, "
-          f"ResNet-{settings['depth']}, resize {settings['resize']}"
+          f"ResNet-{info.depth}, resize {info.resize}"
           f"{', with flip test-time augmentation' if args.tta else ''})")
     print("per-class accuracy:")
-    width = max(len(n) for n in CLASS_NAMES)
-    for name, acc in zip(CLASS_NAMES, result.per_class):
+    width = max(len(n) for n in info.classes)
+    for name, acc in zip(info.classes, result.per_class):
         print(f"  {name:<{width}}  {acc:.3f}")
     print("confusion matrix (rows: true class, columns: predicted):")
-    short = [n[:7] for n in CLASS_NAMES]
+    short = [n[:7] for n in info.classes]
     print(" " * (width + 2) + " ".join(f"{s:>7}" for s in short))
-    for name, row in zip(CLASS_NAMES, result.confusion):
+    for name, row in zip(info.classes, result.confusion):
         print(f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row))
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx, export_symbol, load_trained, onnx_max_abs_diff
+
+    net, info = load_trained(args.params, depth=args.depth, num_classes=args.classes,
+                             small_input=args.small_input, resize=args.resize)
+    if args.format == "symbol":
+        for path in export_symbol(net, args.out, info):
+            print(f"wrote {path}")
+        return 0
+    path = export_onnx(net, args.out, info)
+    print(f"wrote {path} (input 'data': N x 1 x {info.resize} x {info.resize}, N dynamic)")
+    if args.check_images <= 0:
+        return 0
+    from .data import load_fashion_mnist, resize_batch
+
+    images, _ = load_fashion_mnist("test", args.data_dir)
+    X = resize_batch(images[:args.check_images], info.resize)
+    diff = onnx_max_abs_diff(path, net, X)
+    ok = diff <= 1e-4
+    print(f"onnxruntime vs MXNet on {X.shape[0]} Fashion-MNIST test images: max abs "
+          f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit 1e-4)")
+    return 0 if ok else 1
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import image_files, load_model, predict_files
+
+    files = image_files(args.images)
+    if not files:
+        raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
+                         f".jpeg and .bmp files).")
+    net, info = load_model(args.model, depth=args.depth, num_classes=args.classes,
+                           small_input=args.small_input, resize=args.resize)
+    predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
+    for p in predictions:
+        if args.json:
+            print(json.dumps({"file": p.file, "top": [{"class": c, "probability": round(v, 6)}
+                                                      for c, v in p.top]}))
+        else:
+            print(f"{p.file}: " + ", ".join(f"{c} {v:.3f}" for c, v in p.top))
+    for path, message in errors:
+        if args.json:
+            print(json.dumps({"file": path, "error": message}))
+        print(f"resnet-gluon predict: error: {message}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _cmd_shapes(args: argparse.Namespace) -> int:
@@ -296,7 +362,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
         # The library's errors already say what to do; no trace for them.
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets

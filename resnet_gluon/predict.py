@@ -1,0 +1,163 @@
+"""Predict on real image files: any PNG/JPEG becomes what training saw.
+
+Training saw 28x28 gray Fashion-MNIST images (a light object on a dark
+background), resized to the run's input size and scaled to [0, 1].  A file of
+any size or colour is read as gray, padded to a square with its own border
+colour, shrunk (area) or enlarged (bilinear) to 28x28, then goes through the
+very resize of training (:func:`resnet_gluon.data.resize_batch`).  A 28x28
+gray file, such as one written from the Fashion-MNIST test set, is used as is.
+"""
+import dataclasses
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, nd
+
+from .data import resize_batch
+from .export import SYMBOL_SUFFIX, ModelInfo, load_symbol, load_trained
+
+__all__ = ["IMAGE_EXTENSIONS", "image_files", "read_image", "load_model", "Prediction",
+           "predict_images", "predict_files"]
+
+#: Extensions picked up when a directory is given.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+_SIDE = 28  # Fashion-MNIST's native size
+
+
+def image_files(paths: Sequence[str]) -> List[str]:
+    """Files named in ``paths``, with each directory replaced by its images (sorted).
+
+    A file given by name is kept whatever its extension, so that a bad file
+    gets its own error instead of being skipped in silence.
+    """
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            files.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
+                                if name.lower().endswith(IMAGE_EXTENSIONS)
+                                and os.path.isfile(os.path.join(path, name))))
+        else:
+            files.append(path)
+    return files
+
+
+def read_image(path: str, invert: bool = False) -> np.ndarray:
+    """One image file as a uint8 (28, 28) gray array, as Fashion-MNIST stores them.
+
+    Parameters
+    ----------
+    path : str
+        A PNG, JPEG or BMP file of any size, gray, RGB or RGBA.
+    invert : bool, default False
+        Turn a dark object on a light background (a product photo) into the
+        light-on-dark images of Fashion-MNIST.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read or is not an image; the message names it.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
+    except mx.base.MXNetError:
+        raise ValueError(f"{path}: not an image this library can decode "
+                         f"(expected PNG, JPEG or BMP)") from None
+    if img.size == 0:
+        raise ValueError(f"{path}: the image is empty")
+    h, w = img.shape
+    if h != w:  # pad to a square with the border's colour, keeping the object centred
+        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+        side = max(h, w)
+        square = np.full((side, side), int(np.median(border)), dtype=np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top:top + h, left:left + w] = img
+        img = square
+    if img.shape[0] != _SIDE:
+        interp = 3 if img.shape[0] > _SIDE else 1  # area to shrink, bilinear to enlarge
+        img = mx.image.imresize(nd.array(img[:, :, None], dtype="uint8"), _SIDE, _SIDE,
+                                interp=interp).asnumpy()[:, :, 0]
+    return 255 - img if invert else img
+
+
+def load_model(model: str, ctx: Optional[mx.Context] = None, **overrides
+               ) -> Tuple[gluon.HybridBlock, ModelInfo]:
+    """A trained net from ``RUN_DIR/model.params`` or an exported ``PREFIX``.
+
+    ``overrides`` (depth, num_classes, small_input, resize) go to
+    :func:`resnet_gluon.export.load_trained` for a params file, and replace
+    the info file's values for an exported model.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if os.path.isfile(model + SYMBOL_SUFFIX):
+        net, info = load_symbol(model, ctx)
+        if info is None:
+            if "resize" not in overrides:
+                raise ValueError(f"{model}-info.json is missing, so the input size is "
+                                 f"unknown; pass --resize (96 for the book's recipe).")
+            info = ModelInfo()
+        info = dataclasses.replace(info, **overrides)
+        return net, info
+    if os.path.isfile(model):
+        net, info = load_trained(model, ctx=ctx, **overrides)
+        net.hybridize(static_alloc=True)
+        return net, info
+    raise FileNotFoundError(
+        f"--model {model}: neither a params file nor the prefix of an exported model "
+        f"({model}{SYMBOL_SUFFIX} does not exist). Give RUN_DIR/model.params or the "
+        f"PREFIX given to 'export --out'.")
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The top classes of one image: ``[(class name, probability), ...]``, best first."""
+
+    file: str
+    top: List[Tuple[str, float]]
+
+
+def predict_images(net: gluon.Block, images: np.ndarray, info: ModelInfo,
+                   batch_size: int = 64) -> np.ndarray:
+    """Class probabilities, (N, num_classes), for uint8 (N, 28, 28) images."""
+    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    out = []
+    for start in range(0, len(images), batch_size):
+        X = resize_batch(images[start:start + batch_size], info.resize).as_in_context(ctx)
+        out.append(nd.softmax(net(X)).asnumpy())
+    return np.concatenate(out) if out else np.zeros((0, info.num_classes), np.float32)
+
+
+def predict_files(net: gluon.Block, info: ModelInfo, files: Sequence[str], topk: int = 3,
+                  invert: bool = False) -> Tuple[List[Prediction], List[Tuple[str, str]]]:
+    """Top-``topk`` classes of each readable image file; the others as errors.
+
+    Returns
+    -------
+    (list of Prediction, list of (file, message))
+        Predictions in the order of ``files``, and one message per file that
+        could not be read.  A bad file never stops the others.
+    """
+    if topk < 1:
+        raise ValueError(f"topk must be a positive integer, got {topk!r}.")
+    good, images, errors = [], [], []
+    for path in files:
+        try:
+            images.append(read_image(path, invert=invert))
+            good.append(path)
+        except ValueError as err:
+            errors.append((path, str(err)))
+    probs = predict_images(net, np.stack(images) if images else
+                           np.zeros((0, _SIDE, _SIDE), np.uint8), info)
+    k = min(topk, probs.shape[1])
+    predictions = []
+    for path, p in zip(good, probs):
+        best = np.argsort(-p, kind="stable")[:k]
+        predictions.append(Prediction(path, [(info.classes[i], float(p[i])) for i in best]))
+    return predictions, errors
