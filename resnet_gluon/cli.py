@@ -88,6 +88,19 @@ _RECIPE = [
 ]
 
 
+def _int8_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--int8", action="store_true",
+                        help="quantize to INT8 first (oneDNN, calibrated on training images)")
+    parser.add_argument("--calib-images", type=_positive_int, default=512, metavar="N",
+                        help="training images for the INT8 calibration (512)")
+
+
+def _quantized(net, info, args):
+    from .quantize import calibration_images, quantize
+
+    return quantize(net, calibration_images(args.calib_images, info.resize, args.data_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -148,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ctx", default="cpu:0")
     ev.add_argument("--tta", action="store_true",
                     help="also average over each image's mirror image (test-time augmentation)")
+    _int8_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
     ex = sub.add_parser(
@@ -168,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--check-images", type=int, default=256, metavar="N",
                     help="real test images the ONNX check runs (256; 0: no check)")
     ex.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
+    _int8_options(ex)
     ex.set_defaults(func=_cmd_export)
 
     pr = sub.add_parser(
@@ -274,9 +289,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import BatchIter, load_fashion_mnist
     from .export import load_trained
+    from .quantize import agreement
     from .train import evaluate, parse_ctx
 
     ctxs = parse_ctx(args.ctx)
+    if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
+        raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
+                         f"drop --ctx.")
     net, info = load_trained(args.params, depth=args.depth, small_input=args.small_input,
                              resize=args.resize, ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
@@ -287,6 +306,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"test acc {result.accuracy:.4f} ({result.count} images, "
           f"ResNet-{info.depth}, resize {info.resize}"
           f"{', with flip test-time augmentation' if args.tta else ''})")
+    if args.int8:
+        fp32 = result
+        result = evaluate(_quantized(net, info, args), data, ctxs, info.num_classes,
+                          flip=args.tta)
+        agree = agreement(result.predictions, fp32.predictions)
+        print(f"int8 test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f} "
+              f"(calibrated on {args.calib_images} training images); the tables below are "
+              f"the int8 model's")
     print("per-class accuracy:")
     width = max(len(n) for n in info.classes)
     for name, acc in zip(info.classes, result.per_class):
@@ -304,6 +331,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     net, info = load_trained(args.params, depth=args.depth, num_classes=args.classes,
                              small_input=args.small_input, resize=args.resize)
+    if args.int8:
+        if args.format != "symbol":
+            raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
+                             "no ONNX form); use --format symbol.")
+        net = _quantized(net, info, args)
     if args.format == "symbol":
         for path in export_symbol(net, args.out, info):
             print(f"wrote {path}")

@@ -328,12 +328,14 @@ def _latest_valid_checkpoint(run_dir: str, log: Callable[[str], None]
 class EvalResult:
     """Accuracy on a data set: overall, per class, and the confusion matrix.
 
-    ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``.
+    ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``;
+    ``predictions`` holds the predicted class of every example, in order.
     """
 
     accuracy: float
     per_class: List[float]
     confusion: np.ndarray
+    predictions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def count(self) -> int:
@@ -358,6 +360,7 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
     """
     ctxs = parse_ctx(ctx)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    predictions = []
     for X, y in data:
         xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
         ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
@@ -366,13 +369,15 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
             if flip:
                 scores = nd.softmax(scores) + nd.softmax(net(xp.flip(axis=3)))
             pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
+            predictions.append(pred)
             np.add.at(confusion, (yp.asnumpy().astype(np.int64), pred), 1)
     total = confusion.sum()
     if total == 0:
         raise ValueError("evaluate got no examples.")
     per_class = [float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else
                  float("nan") for i in range(num_classes)]
-    return EvalResult(float(np.trace(confusion) / total), per_class, confusion)
+    return EvalResult(float(np.trace(confusion) / total), per_class, confusion,
+                      np.concatenate(predictions))
 
 
 def _batches(data, epoch: int, start: int):

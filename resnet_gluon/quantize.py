@@ -1,0 +1,85 @@
+"""INT8 inference: MXNet's ``quantize_net`` (oneDNN) calibrated on real Fashion-MNIST images.
+
+The residual blocks use ``F.Activation(act_type='relu')``, which oneDNN fuses
+into the convolutions and quantizes, so the whole graph runs in INT8.
+"""
+import os
+import warnings
+from typing import Optional
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, nd
+
+from .data import load_fashion_mnist, resize_batch
+
+__all__ = ["calibration_images", "quantize", "agreement"]
+
+
+def calibration_images(num: int = 512, resize: int = 96, root: Optional[str] = None,
+                       seed: int = 0) -> nd.NDArray:
+    """``num`` real training images, drawn at random (seeded), as the net's input.
+
+    Calibration uses training images so that the test set stays unseen.
+    """
+    if num < 1:
+        raise ValueError(f"num must be a positive number of images, got {num!r}.")
+    images, _ = load_fashion_mnist("train", root)
+    pick = np.random.default_rng(seed).choice(len(images), size=min(num, len(images)),
+                                              replace=False)
+    return resize_batch(images[np.sort(pick)], resize)
+
+
+def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
+             calib_mode: str = "naive", ctx: Optional[mx.Context] = None) -> gluon.SymbolBlock:
+    """An INT8 copy of ``net`` for CPU inference (``net`` itself is left as it is).
+
+    Parameters
+    ----------
+    net : HybridBlock
+        A trained fp32 net.
+    calib : NDArray
+        Calibration inputs, (N, 1, R, R) as the net sees them
+        (:func:`calibration_images`).
+    batch_size : int, default 64
+    calib_mode : {'naive', 'entropy'}, default 'naive'
+        How thresholds come from the calibration outputs: their min and max
+        ('naive'), or the KL-divergence choice ('entropy', slower).
+    ctx : Context, default cpu()
+        oneDNN's INT8 kernels are CPU only.
+
+    Returns
+    -------
+    mxnet.gluon.SymbolBlock
+        Hybridized; call it like the fp32 net, or export it with
+        :func:`resnet_gluon.export.export_symbol`.
+    """
+    from mxnet.contrib.quantization import quantize_net_v2
+
+    if calib_mode not in ("naive", "entropy"):
+        raise ValueError(f"calib_mode must be 'naive' or 'entropy', got {calib_mode!r}.")
+    if not isinstance(calib, nd.NDArray) or calib.ndim != 4 or calib.shape[0] < 1:
+        raise ValueError(f"calib must be a non-empty (N, C, H, W) NDArray, got "
+                         f"{getattr(calib, 'shape', type(calib).__name__)}.")
+    ctx = ctx or mx.cpu()
+    data = mx.io.NDArrayIter(data=calib, batch_size=min(batch_size, calib.shape[0]),
+                             last_batch_handle="discard", data_name="data")
+    os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "backend MKLDNN is activated"
+    with warnings.catch_warnings():  # MXNet's own notes on inferring the types of weights
+        warnings.simplefilter("ignore", UserWarning)
+        qnet = quantize_net_v2(net, quantized_dtype="auto", calib_mode=calib_mode,
+                               calib_data=data, num_calib_examples=calib.shape[0], ctx=ctx)
+    qnet.hybridize(static_alloc=True, static_shape=True)
+    return qnet
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of examples with the same top-1 class in two sets of predictions.
+
+    Each of ``a``, ``b`` is either predicted classes (N,) or scores (N, classes).
+    """
+    a, b = (np.asarray(v) for v in (a, b))
+    a, b = (v.argmax(axis=1) if v.ndim == 2 else v for v in (a, b))
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"cannot compare predictions of shapes {a.shape} and {b.shape}.")
+    return float(np.mean(a == b))

@@ -1,0 +1,90 @@
+"""examples/resnet_chapter.ipynb runs in a real Jupyter kernel, and its committed outputs are current."""
+import copy
+import os
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+NOTEBOOK = os.path.join(EXAMPLES, "resnet_chapter.ipynb")
+REFRESH = "jupyter nbconvert --to notebook --execute --inplace examples/resnet_chapter.ipynb"
+
+TEN_SHAPES = ["(1, 64, 112, 112)", "(1, 64, 112, 112)", "(1, 64, 112, 112)", "(1, 64, 56, 56)",
+              "(1, 64, 56, 56)", "(1, 128, 28, 28)", "(1, 256, 14, 14)", "(1, 512, 7, 7)",
+              "(1, 512, 1, 1)", "(1, 10)"]
+
+
+def _text(output):
+    if output["output_type"] == "stream":
+        return output["text"]
+    return output.get("data", {}).get("text/plain", "")
+
+
+def _comparable(cell):
+    """What must not change between runs: outputs without timings and stderr chatter."""
+    out = []
+    for o in cell.get("outputs", []):
+        if o["output_type"] == "stream" and o["name"] == "stderr":
+            continue  # MXNet's own log lines carry wall-clock times
+        data = o.get("data", {})
+        out.append((o["output_type"], re.sub(r"time \d+\.\d sec", "time <t> sec", _text(o)),
+                    data.get("text/html", "")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def executed():
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    nb = copy.deepcopy(committed)
+    # Raises CellExecutionError, with the cell and its traceback, if any cell fails.
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": EXAMPLES}}).execute()
+    return committed, nb
+
+
+def _cell(nb, needle):
+    cells = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert cells, f"no code cell contains {needle!r}"
+    return cells[0]
+
+
+def test_the_shape_cell_shows_the_notebooks_ten_shapes_as_a_table(executed):
+    _, nb = executed
+    (result,) = _cell(nb, "shapes(net, (1, 1, 224, 224))").outputs
+    page = result["data"]["text/html"]
+    assert re.findall(r"<td style='text-align:left'>(\([\d, ]+\))</td>", page) == TEN_SHAPES
+    assert "11,186,186" in page
+    lines = result["data"]["text/plain"].splitlines()
+    assert [line.split("\t ")[1] for line in lines] == TEN_SHAPES
+    assert lines[4].startswith("hybridsequential0 output shape:")
+    printed = _cell(nb, "print(shapes(").outputs[0]["text"]
+    assert printed.splitlines() == lines
+
+
+def test_cells_2_and_3_give_the_books_shapes(executed):
+    _, nb = executed
+    assert _cell(nb, "blk = Residual(3)").outputs[0]["data"]["text/plain"] == "(4, 3, 6, 6)"
+    assert _cell(nb, "strides=2)").outputs[0]["data"]["text/plain"] == "(4, 6, 3, 3)"
+
+
+def test_the_training_cell_learns_well_above_chance(executed):
+    _, nb = executed
+    printed = "".join(_text(o) for o in _cell(nb, "history = fit(").outputs)
+    epochs = re.findall(r"epoch (\d), loss (\S+), train acc (\S+), test acc (\S+), time", printed)
+    assert [e[0] for e in epochs] == ["1", "2"]
+    evaluation = _cell(nb, "result = evaluate(").outputs[0]["text"]
+    accuracy = float(re.search(r"test acc (\S+) on 1000 images", evaluation).group(1))
+    assert accuracy > 0.3  # chance is 0.1
+    assert float(epochs[1][3]) == pytest.approx(accuracy, abs=5e-4)
+
+
+def test_committed_outputs_are_current(executed):
+    committed, nb = executed
+    for i, (old, new) in enumerate(zip(committed.cells, nb.cells)):
+        if new.cell_type != "code":
+            continue
+        assert _comparable(old) == _comparable(new), (
+            f"examples/resnet_chapter.ipynb: the committed output of cell {i} is stale; "
+            f"run: {REFRESH}")

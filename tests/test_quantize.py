@@ -1,0 +1,84 @@
+"""INT8 inference: quantize_net calibrated on real training images, as an API and CLI options."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from resnet_gluon.data import load_fashion_mnist, resize_batch
+from resnet_gluon.export import export_symbol, load_trained
+from resnet_gluon.quantize import agreement, calibration_images, quantize
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "resnet_gluon", *args], capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="2"))
+
+
+@pytest.fixture(scope="module")
+def nets(trained_run):
+    net, info = load_trained(str(trained_run / "model.params"))
+    return net, quantize(net, calibration_images(128, info.resize)), info
+
+
+def test_calibration_uses_real_training_images():
+    calib = calibration_images(64, resize=28)
+    train, _ = load_fashion_mnist("train")
+    assert calib.shape == (64, 1, 28, 28)
+    rows = {img.tobytes() for img in train}
+    assert all((np.round(x[0] * 255)).astype(np.uint8).tobytes() in rows for x in calib.asnumpy())
+    np.testing.assert_array_equal(calib.asnumpy(), calibration_images(64, resize=28).asnumpy())
+    with pytest.raises(ValueError, match="positive number of images"):
+        calibration_images(0)
+
+
+def test_the_whole_graph_runs_in_int8_and_agrees_with_fp32(nets, tmp_path):
+    net, qnet, info = nets
+    images, _ = load_fashion_mnist("test")
+    X = resize_batch(images[:500], 96)
+    fp32, int8 = net(X).asnumpy(), qnet(X).asnumpy()
+    assert agreement(fp32, int8) >= 0.95
+    # exported as a symbol, plain MXNet runs it and gives the same outputs
+    sym_file, params_file, _ = export_symbol(qnet, str(tmp_path / "int8"), info)
+    nodes = json.load(open(sym_file))["nodes"]
+    convs = [n for n in nodes if n["op"] == "_sg_mkldnn_conv"]
+    assert len(convs) == 20 and all(n["attrs"].get("quantized") == "true" for n in convs)
+    plain = mx.gluon.SymbolBlock.imports(sym_file, ["data"], params_file)
+    np.testing.assert_array_equal(plain(X).asnumpy(), int8)
+
+
+def test_agreement():
+    assert agreement(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
+    assert agreement(np.eye(3), np.eye(3)[[0, 2, 1]]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="cannot compare"):
+        agreement(np.zeros(3), np.zeros(4))
+
+
+def test_bad_calibration_input(nets):
+    net, _, _ = nets
+    with pytest.raises(ValueError, match=r"non-empty \(N, C, H, W\) NDArray"):
+        quantize(net, mx.nd.zeros((3, 96, 96)))
+    with pytest.raises(ValueError, match="calib_mode must be"):
+        quantize(net, mx.nd.zeros((2, 1, 96, 96)), calib_mode="minmax")
+
+
+def test_evaluate_and_export_int8_from_the_command_line(trained_run, tmp_path):
+    result = _cli("evaluate", "--params", str(trained_run / "model.params"), "--int8",
+                  "--calib-images", "64", "--limit-test", "300")
+    assert result.returncode == 0, result.stderr
+    fp32 = float(re.search(r"^test acc (\S+) \(300 images", result.stdout, re.M).group(1))
+    match = re.search(r"^int8 test acc (\S+), top-1 agreement with fp32 (\S+) "
+                      r"\(calibrated on 64 training images\)", result.stdout, re.M)
+    assert match, result.stdout
+    assert float(match.group(2)) >= 0.9 and abs(float(match.group(1)) - fp32) <= 0.05
+    result = _cli("export", "--params", str(trained_run / "model.params"), "--int8",
+                  "--calib-images", "64", "--out", str(tmp_path / "q"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "q-symbol.json").exists() and (tmp_path / "q-0000.params").exists()
+    result = _cli("export", "--params", str(trained_run / "model.params"), "--int8",
+                  "--format", "onnx", "--out", str(tmp_path / "q"))
+    assert result.returncode == 2 and "--int8 exports as an MXNet symbol only" in result.stderr
