@@ -88,6 +88,15 @@ _RECIPE = [
 ]
 
 
+def _model_options(parser: argparse.ArgumentParser, classes: bool = True) -> None:
+    # Overrides of the run's config.json, for weights found without it.
+    parser.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
+    if classes:
+        parser.add_argument("--classes", type=_positive_int, default=None)
+    parser.add_argument("--small-input", action="store_true", default=None)
+    parser.add_argument("--resize", type=_positive_int, default=None)
+
+
 def _int8_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true",
                         help="quantize to INT8 first (oneDNN, calibrated on training images)")
@@ -153,9 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "when it is there, else from the options.")
     ev.add_argument("--params", required=True, help=_PARAMS_HELP)
     ev.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
-    ev.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
-    ev.add_argument("--small-input", action="store_true", default=None)
-    ev.add_argument("--resize", type=_positive_int, default=None)
+    _model_options(ev, classes=False)
     ev.add_argument("--batch-size", type=_positive_int, default=256)
     ev.add_argument("--limit-test", type=_positive_int, default=None)
     ev.add_argument("--ctx", default="cpu:0")
@@ -175,10 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["symbol", "onnx"], default="symbol",
                     help="symbol: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx")
     ex.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the files")
-    ex.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
-    ex.add_argument("--classes", type=_positive_int, default=None)
-    ex.add_argument("--small-input", action="store_true", default=None)
-    ex.add_argument("--resize", type=_positive_int, default=None)
+    _model_options(ex)
     ex.add_argument("--check-images", type=int, default=256, metavar="N",
                     help="real test images the ONNX check runs (256; 0: no check)")
     ex.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
@@ -197,10 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON object per line")
     pr.add_argument("--invert", action="store_true",
                     help="dark object on a light background (photos): invert the gray levels")
-    pr.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
-    pr.add_argument("--classes", type=_positive_int, default=None)
-    pr.add_argument("--small-input", action="store_true", default=None)
-    pr.add_argument("--resize", type=_positive_int, default=None)
+    _model_options(pr)
     pr.set_defaults(func=_cmd_predict)
 
     la = sub.add_parser(
