@@ -6,20 +6,32 @@ of: resnet_gluon imperative, hybridized and INT8; the notebook's literal
 fp32 eager and bf16 autocast with channels_last (when torch is installed:
 ``pip install torch==2.14.1 torchvision==0.29.1``; never a dependency of the
 library).  Every net takes 1-channel images and has 10 classes.  Each figure
-is the median of ``--repeats`` timed calls after ``--warmup`` untimed ones;
-the implementations run one after another within each configuration, so
-that they are compared minutes apart at most on a shared machine.  The table gives each figure's ratio to
-torchvision fp32 eager and its GFLOP/s as a share of a float32 matmul peak
-measured in the same run.
+is the median of ``--repeats`` timed calls after ``--warmup`` untimed ones, in
+a fresh process (no memory or thread pool carried over); the implementations
+run one after another within each configuration, so that they are compared
+minutes apart at most on a shared machine.  The table gives each figure's
+ratio to torchvision fp32 eager and its GFLOP/s as a share of a float32 matmul
+peak measured in the same run (the best of MXNet's ``dot``, its oneDNN
+``FullyConnected`` and ``torch.mm``, at 2048 and 4096).
 
-Run:  OMP_NUM_THREADS=2 python benchmarks/throughput.py [--quick] [--json PATH]
+Then, unless ``--no-extras``: a real training epoch (``resnet_gluon.fit`` on real
+Fashion-MNIST: batching, resize, loss and accuracy included) against the pure
+training step at the same batch size; how one epoch's time grows with the input
+size (28, 64, 96, 224); how throughput grows with batch size at 1 and 2 threads
+(each thread count in its own process, as OpenMP reads it at start-up); and
+where a hybridized training step spends its time (MXNet's profiler).
+
+Run:  OMP_NUM_THREADS=2 python benchmarks/throughput.py [--quick] [--out benchmarks/results]
 """
 import argparse
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -45,27 +57,39 @@ def _torch():
     return torch, torchvision
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> Dict[str, float]:
-    """float32 GFLOP/s of an n x n matmul, in MXNet and (if present) torch; best of each."""
-    out = {}
-    a, b = nd.random.uniform(shape=(n, n)), nd.random.uniform(shape=(n, n))
-    nd.dot(a, b).wait_to_read()
+def _best_rate(run: Callable[[], None], flop: float, repeats: int) -> float:
+    run()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        nd.dot(a, b).wait_to_read()
+        run()
         times.append(time.perf_counter() - tic)
-    out["mxnet"] = 2 * n ** 3 / min(times) / 1e9
+    return flop / min(times) / 1e9
+
+
+def matmul_peak(sizes=(2048, 4096), repeats: int = 5) -> Dict[str, float]:
+    """Best float32 GFLOP/s of an n x n matmul per library routine (best of ``repeats``).
+
+    MXNet's ``dot`` goes to its BLAS, ``FullyConnected`` to oneDNN (the
+    library convolutions use); torch's ``mm`` to its own BLAS. The peak that
+    the table divides by is the best of all of them.
+    """
+    out: Dict[str, float] = {}
     torch, _ = _torch()
-    if torch is not None:
-        x, y = torch.rand(n, n), torch.rand(n, n)
-        torch.mm(x, y)
-        times = []
-        for _ in range(repeats):
-            tic = time.perf_counter()
-            torch.mm(x, y)
-            times.append(time.perf_counter() - tic)
-        out["torch"] = 2 * n ** 3 / min(times) / 1e9
+    for n in sizes:
+        a, b = nd.random.uniform(shape=(n, n)), nd.random.uniform(shape=(n, n))
+        flop = 2.0 * n ** 3
+        rates = {
+            "mxnet dot": _best_rate(lambda: nd.dot(a, b).wait_to_read(), flop, repeats),
+            "mxnet FullyConnected": _best_rate(
+                lambda: nd.FullyConnected(a, b, no_bias=True, num_hidden=n).wait_to_read(),
+                flop, repeats),
+        }
+        if torch is not None:
+            x, y = torch.rand(n, n), torch.rand(n, n)
+            rates["torch mm"] = _best_rate(lambda: torch.mm(x, y), flop, repeats)
+        for k, v in rates.items():
+            out[k] = max(out.get(k, 0.0), v)
     return out
 
 
@@ -218,19 +242,52 @@ def _median_rate(run: Runner, batch: int, warmup: int, repeats: int) -> float:
 
 def measure(names: List[str], batches: List[int], sizes: List[int], warmup: int,
             repeats: int, log=print) -> List[Dict]:
+    """Measure in this process (what each child process does)."""
     rows = []
     for size in sizes:
         for batch in batches:
             for name in names:
                 infer, step = IMPLEMENTATIONS[name](batch, size)
-                row = {"implementation": name, "batch": batch, "size": size,
-                       "infer_img_s": _median_rate(infer, batch, warmup, repeats),
-                       "train_img_s": (_median_rate(step, batch, warmup, repeats)
-                                       if step else None)}
+                rows.append({"implementation": name, "batch": batch, "size": size,
+                             "infer_img_s": _median_rate(infer, batch, warmup, repeats),
+                             "train_img_s": (_median_rate(step, batch, warmup, repeats)
+                                             if step else None)})
+                del infer, step
+    return rows
+
+
+def _child(args: List[str], threads: Optional[int] = None):
+    """Run this script with ``args`` plus ``--child-json PATH`` in a fresh process; its JSON."""
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "out.json")
+        subprocess.run([sys.executable, os.path.abspath(__file__), *args, "--child-json", path],
+                       env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def measure_isolated(names: List[str], batches: List[int], sizes: List[int], warmup: int,
+                     repeats: int, threads: Optional[int] = None, log=print) -> List[Dict]:
+    """Each implementation and configuration in its own process.
+
+    A fresh process per figure: no memory pool, thread pool or allocator
+    state carries over from one implementation to the next (and 224x224
+    training at batch 128 would not fit seven nets in memory at once).
+    """
+    rows = []
+    for size in sizes:
+        for batch in batches:
+            for name in names:
+                row, = _child(["--only", name, "--batches", str(batch), "--sizes", str(size),
+                               "--warmup", str(warmup), "--repeats", str(repeats)], threads)
                 rows.append(row)
                 log(f"  {name:<32} batch {batch:>3} {size}x{size}: inference "
                     f"{row['infer_img_s']:8.1f} img/s, train step "
-                    f"{row['train_img_s'] or float('nan'):8.1f} img/s")
+                    f"{row['train_img_s'] or float('nan'):8.1f} img/s"
+                    + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else ""))
     return rows
 
 
@@ -254,6 +311,169 @@ def table(rows: List[Dict], gflop: Dict[int, float], peak: float) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------- extras
+
+def real_epochs(sizes: List[int], batch: int, steps: int, warmup: int, repeats: int
+                ) -> List[Dict]:
+    """A real epoch (``fit`` on real data) against the pure step, per input size.
+
+    Each epoch is ``steps`` batches of real Fashion-MNIST (batching, resize,
+    loss, accuracy and the per-step NaN check included); the second of two
+    epochs is timed, less its test pass, which is timed on its own.
+    """
+    from resnet_gluon.data import load_data_fashion_mnist
+    from resnet_gluon.train import TrainConfig, evaluate, fit
+
+    rows = []
+    for size in sizes:
+        train_iter, test_iter = load_data_fashion_mnist(
+            batch, resize=size, limit_train=batch * steps, limit_test=2 * batch)
+        config = TrainConfig(batch_size=batch, epochs=2, resize=size,
+                             limit_train=batch * steps, limit_test=2 * batch)
+        net = build_resnet(18, in_channels=1)
+        history = fit(net, train_iter, test_iter, config, progress=False, log=lambda line: None)
+        tic = time.perf_counter()
+        evaluate(net, test_iter)
+        test_time = time.perf_counter() - tic
+        epoch_rate = batch * steps / (history[-1]["time"] - test_time)
+        eval_rate = 2 * batch / test_time
+        _, step = ours_hybridized(batch, size)
+        step_rate = _median_rate(step, batch, warmup, repeats)
+        row = {"size": size, "batch": batch, "epoch_train_img_s": epoch_rate,
+               "step_img_s": step_rate, "epoch_vs_step": epoch_rate / step_rate,
+               "eval_img_s": eval_rate,
+               # the book's epoch: 60,000 training and 10,000 test images
+               "full_epoch_s": 60000 / epoch_rate + 10000 / eval_rate}
+        rows.append(row)
+    return rows
+
+
+def thread_scaling(threads: List[int], batches: List[int], size: int, warmup: int,
+                   repeats: int, log=print) -> Dict[str, List[Dict]]:
+    """Throughput against batch size at each thread count (OpenMP reads it at start-up)."""
+    names = ["resnet_gluon hybridized", BASELINE]
+    if _torch()[0] is None:
+        names = names[:1]
+    return {str(t): measure_isolated(names, batches, [size], warmup, repeats, threads=t, log=log)
+            for t in threads}
+
+
+def profile_step(batch: int, size: int, top: int = 12) -> str:
+    """Time per operator of a few hybridized training steps (MXNet's profiler).
+
+    Runs in a child process with MXNet's bulk execution off, so that each
+    operator is timed on its own instead of as one fused segment.
+    """
+    env = dict(os.environ, MXNET_EXEC_BULK_EXEC_TRAIN="0", MXNET_EXEC_BULK_EXEC_INFERENCE="0")
+    cmd = [sys.executable, os.path.abspath(__file__), "--profile-child", f"{batch},{size}"]
+    text = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
+                          timeout=900).stdout
+    rows = []
+    for line in text.split("operator\n", 1)[-1].splitlines():
+        m = re.match(r"^(\S+)\s+(\d+)\s+([\d.]+)\s", line)
+        if m:
+            rows.append((m.group(1), int(m.group(2)), float(m.group(3))))
+    total = sum(r[2] for r in rows)
+    rows.sort(key=lambda r: -r[2])
+    lines = [f"{'operator':<34}{'calls':>7}{'ms':>10}{'share':>8}"]
+    lines += [f"{n:<34}{c:>7}{t:>10.1f}{100 * t / total:>7.1f}%" for n, c, t in rows[:top]]
+    rest = sum(r[2] for r in rows[top:])
+    lines.append(f"{'(other operators)':<34}{'':>7}{rest:>10.1f}{100 * rest / total:>7.1f}%")
+    return "\n".join(lines)
+
+
+def _profile_child(batch: int, size: int) -> None:
+    _, step = ours_hybridized(batch, size)
+    step()
+    with tempfile.TemporaryDirectory() as tmp:
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.path.join(tmp, "profile.json"))
+        mx.profiler.set_state("run")
+        for _ in range(3):
+            step()
+        mx.profiler.set_state("stop")
+        print(mx.profiler.dumps(reset=True, format="table", sort_by="total", ascending=False))
+
+
+def plot(scaling: Dict[str, List[Dict]], epochs: List[Dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {("resnet_gluon hybridized", "infer_img_s"): "C0",
+               ("resnet_gluon hybridized", "train_img_s"): "C1",
+               (BASELINE, "infer_img_s"): "C2", (BASELINE, "train_img_s"): "C3"}
+    for t, rows in sorted(scaling.items()):
+        for (name, key), colour in colours.items():
+            mine = [r for r in rows if r["implementation"] == name]
+            if mine:
+                what = "inference" if key == "infer_img_s" else "train step"
+                left.plot([r["batch"] for r in mine], [r[key] for r in mine],
+                          "o-" if t == "2" else "o--", color=colour, alpha=1 if t == "2" else 0.6,
+                          label=f"{name.replace('resnet_gluon ', '')}, {what}, {t} thread(s)")
+    left.set_xscale("log", base=2)
+    left.set_xlabel("batch size")
+    left.set_ylabel("images / s (96x96)")
+    left.legend(fontsize=7)
+    left.grid(alpha=0.3)
+    sizes = [r["size"] for r in epochs]
+    right.plot(sizes, [r["full_epoch_s"] / 60 for r in epochs], "o-")
+    for r in epochs:
+        right.annotate(f"{r['full_epoch_s'] / 60:.1f}", (r["size"], r["full_epoch_s"] / 60),
+                       textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    right.set_xlabel("input side (pixels)")
+    right.set_ylabel("minutes per epoch (60k train + 10k test)")
+    right.set_title(f"ResNet-18, batch {epochs[0]['batch']}" if epochs else "")
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _environment(torch, peaks: Dict[str, float], gflop: Dict[int, float]) -> Dict:
+    return {"machine": platform.processor() or platform.machine(),
+            "cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "mxnet": mx.__version__, "torch": getattr(torch, "__version__", None),
+            "matmul_peak_gflops": peaks, "forward_gflop": gflop,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _targets(rows: List[Dict], epochs: List[Dict]) -> List[str]:
+    """The issue's four targets, each as measured ratio against the bar."""
+    out = []
+    for (batch, size) in sorted({(r["batch"], r["size"]) for r in rows}):
+        by = {r["implementation"]: r for r in rows if (r["batch"], r["size"]) == (batch, size)}
+        base, ours = by.get(BASELINE), by.get("resnet_gluon hybridized")
+        if not (base and ours):
+            continue
+        best = max((r for r in by.values() if r["implementation"].startswith("resnet_gluon")),
+                   key=lambda r: r["infer_img_s"])
+        bf16 = by.get("torchvision bf16 channels_last")
+        parts = [f"train {ours['train_img_s'] / base['train_img_s']:.2f}x (>= 1.4)",
+                 f"inference {ours['infer_img_s'] / base['infer_img_s']:.2f}x (>= 1.3)"]
+        if bf16:
+            parts.append(f"best inference ({best['implementation']}) "
+                         f"{best['infer_img_s'] / bf16['infer_img_s']:.2f}x torch bf16 (>= 1)")
+        out.append(f"batch {batch}, {size}x{size}: " + ", ".join(parts))
+    for r in epochs:
+        out.append(f"real epoch at {r['size']}x{r['size']}, batch {r['batch']}: "
+                   f"{100 * r['epoch_vs_step']:.1f}% of the pure step (>= 90%)")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,32,128", help="batch sizes (1,32,128)")
@@ -262,41 +482,110 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated implementations (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="batch 32 at 96x96, 1 warm-up, 3 repeats: a smoke run")
-    parser.add_argument("--json", help="write the figures here as JSON")
+                        help="batch 32 at 96x96, 1 warm-up, 3 repeats, no extras: a smoke run")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="only the side-by-side table (no epochs, scaling, profile)")
+    parser.add_argument("--out", help="write throughput.json, throughput.md and scaling.png "
+                                      "into this directory")
+    # What the child processes are asked to do:
+    parser.add_argument("--child-json", help=argparse.SUPPRESS)
+    parser.add_argument("--epoch-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.profile_child:
+        _profile_child(*(int(v) for v in args.profile_child.split(",")))
+        return 0
     if args.quick:
         args.batches, args.sizes, args.warmup, args.repeats = "32", "96", 1, 3
+        args.no_extras = True
     torch, _ = _torch()
     names = args.only.split(",") if args.only else list(IMPLEMENTATIONS)
     unknown = [n for n in names if n not in IMPLEMENTATIONS]
     if unknown:
         parser.error(f"unknown implementations {unknown}; known: {list(IMPLEMENTATIONS)}")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:
+        print("OMP_NUM_THREADS is not set; figures depend on it (run with OMP_NUM_THREADS=2)")
     if torch is None:
         print("torch is not installed: torchvision rows skipped "
               "(pip install torch==2.14.1 torchvision==0.29.1)")
         names = [n for n in names if not n.startswith("torchvision")]
     else:
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+        torch.set_num_threads(int(threads or os.cpu_count()))
     batches = [int(v) for v in args.batches.split(",")]
     sizes = [int(v) for v in args.sizes.split(",")]
+    if args.child_json:
+        out = (real_epochs([args.epoch_child], 128, 10, args.warmup, args.repeats)
+               if args.epoch_child else measure(names, batches, sizes, args.warmup, args.repeats))
+        with open(args.child_json, "w", encoding="utf-8") as f:
+            json.dump(out, f)
+        return 0
+
     peaks = matmul_peak()
     peak = max(peaks.values())
-    gflop = {s: forward_gflop(s) for s in sizes}
-    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} CPUs, "
-          f"float32 matmul peak {peak:.0f} GFLOP/s "
-          f"({', '.join(f'{k} {v:.0f}' for k, v in peaks.items())}); forward GFLOP per image: "
-          + ", ".join(f"{s}x{s} {g:.3f}" for s, g in gflop.items()))
-    rows = measure(names, batches, sizes, args.warmup, args.repeats)
-    print(table(rows, gflop, peak))
-    if args.json:
-        result = {"machine": platform.processor() or platform.machine(),
-                  "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                  "mxnet": mx.__version__, "torch": getattr(torch, "__version__", None),
-                  "matmul_peak_gflops": peaks, "forward_gflop": gflop,
-                  "warmup": args.warmup, "repeats": args.repeats, "rows": rows}
-        with open(args.json, "w", encoding="utf-8") as f:
+    gflop = {s: forward_gflop(s) for s in sorted(set(sizes) | {28, 64, 96, 224})}
+    env = _environment(torch, peaks, gflop)
+    report = [f"{env['cpu_model']}, {env['cpus']} CPUs, OMP_NUM_THREADS={threads}, "
+              f"mxnet {env['mxnet']}, torch {env['torch']}",
+              f"float32 matmul peak {peak:.0f} GFLOP/s ("
+              + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + "); forward GFLOP per "
+              "image: " + ", ".join(f"{s}x{s} {g:.3f}" for s, g in gflop.items())]
+    print("\n".join(report), flush=True)
+    rows = measure_isolated(names, batches, sizes, args.warmup, args.repeats)
+    report += ["", "## Side by side (images/s; x torch: ratio to torchvision fp32 eager; "
+               "% peak: GFLOP/s over the matmul peak, a training step counted as 3 forwards)",
+               "", table(rows, gflop, peak)]
+    result = dict(env, warmup=args.warmup, repeats=args.repeats, rows=rows)
+    if not args.no_extras:
+        print("real epochs against the pure step:", flush=True)
+        epochs = [row for size in (28, 64, 96, 224) for row in _child(
+            ["--epoch-child", str(size), "--warmup", str(args.warmup),
+             "--repeats", str(args.repeats)])]
+        for r in epochs:
+            print(f"  {r['size']}x{r['size']}: real epoch {r['epoch_train_img_s']:.1f} img/s, "
+                  f"pure step {r['step_img_s']:.1f} img/s ({100 * r['epoch_vs_step']:.1f}%)",
+                  flush=True)
+        print("thread scaling:", flush=True)
+        scaling = thread_scaling([1, 2], [1, 8, 32, 128], 96, args.warmup, args.repeats)
+        profile = profile_step(32, 96)
+        result.update(epochs=epochs, thread_scaling=scaling, profile=profile)
+        report += ["", "## A real epoch (fit on real data, batch 128) against the pure step",
+                   "", "| input | real epoch img/s | pure step img/s | share | test pass img/s "
+                   "| full epoch (60k + 10k images) |", "|---|---|---|---|---|---|"]
+        report += [f"| {r['size']}x{r['size']} | {r['epoch_train_img_s']:.1f} | "
+                   f"{r['step_img_s']:.1f} | {100 * r['epoch_vs_step']:.1f}% | "
+                   f"{r['eval_img_s']:.1f} | {r['full_epoch_s'] / 60:.1f} min |" for r in epochs]
+        report += ["", "## Threads and batch size (96x96, images/s: inference / train step)",
+                   "", "| implementation | threads | " +
+                   " | ".join(f"batch {b}" for b in [1, 8, 32, 128]) + " |",
+                   "|---|---|" + "---|" * 4]
+        for t, trows in sorted(scaling.items()):
+            for name in ("resnet_gluon hybridized", BASELINE):
+                mine = {r["batch"]: r for r in trows if r["implementation"] == name}
+                if mine:
+                    report.append(f"| {name} | {t} | " + " | ".join(
+                        f"{mine[b]['infer_img_s']:.0f} / {mine[b]['train_img_s']:.0f}"
+                        for b in sorted(mine)) + " |")
+        report += ["", "## Where a hybridized training step spends its time (batch 32, 96x96, "
+                   "MXNet profiler, bulk execution off, 3 steps)", "", "```", profile, "```"]
+        targets = _targets(rows, epochs)
+    else:
+        epochs, scaling, targets = [], {}, _targets(rows, [])
+    report += ["", "## Targets", ""] + [f"- {t}" for t in targets]
+    result["targets"] = targets
+    text = "\n".join(report[2:])
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "throughput.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
+        with open(os.path.join(args.out, "throughput.md"), "w", encoding="utf-8") as f:
+            f.write("# Throughput\n\n" + "\n".join(report[:2]) + "\n\nCommand: "
+                    "`OMP_NUM_THREADS=" + str(threads) + " python benchmarks/throughput.py "
+                    + " ".join(argv if argv is not None else sys.argv[1:]) + "`\n\n"
+                    + text + "\n")
+        if scaling and epochs:
+            plot(scaling, epochs, os.path.join(args.out, "scaling.png"))
     return 0
 
 

@@ -57,6 +57,13 @@ def _positive_float(text: str) -> float:
     return _finite_float(text, allow_zero=False)
 
 
+def _probability(text: str) -> float:
+    value = _finite_float(text, allow_zero=True)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
 _PARAMS_HELP = "RUN_DIR/model.params, or a checkpoint's net.params"
 
 # Options that make up TrainConfig: (flag, config field, argparse keywords).
@@ -78,6 +85,9 @@ _RECIPE = [
                                                   help="label smoothing (0)")),
     ("--augment", "augment", dict(action="store_true", default=None,
                                   help="random 2-pixel shifts and horizontal flips")),
+    ("--random-erasing", "random_erasing",
+     dict(type=_probability, metavar="P", help="erase a random rectangle of each training "
+                                               "image with probability P (0)")),
     ("--seed", "seed", dict(type=int, help="seed of init, order and augmentation (0)")),
     ("--limit-train", "limit_train", dict(type=_positive_int,
                                           help="use the first N training examples")),
@@ -272,7 +282,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     train_iter, test_iter = load_data_fashion_mnist(
         config.batch_size // num_parts, resize=config.resize, root=args.data_dir,
         limit_train=config.limit_train, limit_test=config.limit_test,
-        augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index)
+        augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index,
+        erase=config.random_erasing)
     net = build_resnet(config.depth, config.num_classes, small_input=config.small_input,
                        in_channels=1)
     if part_index == 0:

@@ -61,6 +61,8 @@ class TrainConfig:
         Mass spread over all classes (0 in the book).
     augment : bool
         Random 2-pixel shifts and horizontal flips.
+    random_erasing : float
+        Probability of erasing a random rectangle of each training image (0).
     seed : int
         Seeds initialisation (``mx.random``) and all data order and augmentation.
     limit_train, limit_test : int or None
@@ -84,6 +86,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = False
+    random_erasing: float = 0.0
     seed: int = 0
     limit_train: Optional[int] = None
     limit_test: Optional[int] = None
@@ -105,6 +108,9 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.wd < 0:
             raise ValueError(f"wd must be >= 0, got {self.wd!r}.")
+        if not 0 <= self.random_erasing <= 1:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got "
+                             f"{self.random_erasing!r}.")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -52,6 +52,7 @@ def test_shapes_small_input(capsys):
     (["shapes", "--depth", "19"], "invalid choice: 19 (choose from 18, 34, 50, 101, 152)"),
     (["shapes", "--classes", "0"], "expected a positive integer, got '0'"),
     (["shapes", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--random-erasing", "1.5"], "expected a probability in [0, 1], got '1.5'"),
     ([], "the following arguments are required: COMMAND"),
 ])
 def test_bad_options_get_argparse_errors_not_traces(args, message):

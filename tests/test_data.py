@@ -97,6 +97,36 @@ def test_batches_are_scaled_and_resized_per_batch():
     np.testing.assert_allclose(native.asnumpy()[:, 0], images[:8] / 255.0, rtol=1e-6)
 
 
+def test_random_erasing_replaces_one_rectangle_per_chosen_image():
+    images, labels = load_fashion_mnist("train")
+    batch = images[:500]
+    always = BatchIter(batch, labels[:500], 500, erase=1.0)
+    erased = always._erase(batch.copy(), np.random.default_rng(3))
+    changed = erased != batch
+    assert changed.any(axis=(1, 2)).mean() > 0.95  # noise can equal a pixel, rarely all of them
+    for img in np.flatnonzero(changed.any(axis=(1, 2)))[:50]:
+        rows, cols = np.flatnonzero(changed[img].any(1)), np.flatnonzero(changed[img].any(0))
+        height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        assert height * width <= 0.4 * 784 + 2 * 28  # rounding of the sides
+        unchanged = ~changed[img]
+        # outside the rectangle nothing moved
+        outside = np.ones((28, 28), bool)
+        outside[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = False
+        assert unchanged[outside].all()
+    half = BatchIter(batch, labels[:500], 500, erase=0.5)._erase(batch.copy(),
+                                                               np.random.default_rng(3))
+    assert 0.4 < (half != batch).any(axis=(1, 2)).mean() < 0.6
+    # the same seed erases the same pixels: resume stays exact
+    one = BatchIter(images[:256], labels[:256], 128, shuffle=True, augment=True, erase=0.5)
+    np.testing.assert_array_equal(next(one.batches(1))[0].asnumpy(),
+                                  next(one.batches(1))[0].asnumpy())
+    assert not np.array_equal(next(one.batches(1))[0].asnumpy(),
+                              next(BatchIter(images[:256], labels[:256], 128, shuffle=True,
+                                             augment=True).batches(1))[0].asnumpy())
+    with pytest.raises(ValueError, match=r"erase is a probability, in \[0, 1\]; got 1.5"):
+        BatchIter(batch, labels[:500], 500, erase=1.5)
+
+
 def test_resize_is_the_books_resize_then_to_tensor():
     # The book: gdata.vision.transforms.Compose([Resize(96), ToTensor()]) per image.
     from mxnet import nd

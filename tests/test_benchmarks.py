@@ -1,0 +1,63 @@
+"""benchmarks/throughput.py runs as a new user runs it, and its sums are right."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import throughput  # noqa: E402
+
+
+def test_forward_cost_is_the_issues_figure():
+    # 0.637 GFLOP at 96x96; 1.73 GMAC (3.47 GFLOP) at 224x224.
+    assert round(throughput.forward_gflop(96), 3) == 0.637
+    assert round(throughput.forward_gflop(224), 2) == 3.47
+
+
+def test_table_gives_ratios_to_torch_and_shares_of_the_peak():
+    rows = [{"implementation": "torchvision fp32 eager", "batch": 32, "size": 96,
+             "infer_img_s": 400.0, "train_img_s": 100.0},
+            {"implementation": "resnet_gluon hybridized", "batch": 32, "size": 96,
+             "infer_img_s": 520.0, "train_img_s": 150.0},
+            {"implementation": "resnet_gluon int8", "batch": 32, "size": 96,
+             "infer_img_s": 2000.0, "train_img_s": None}]
+    lines = throughput.table(rows, {96: 0.5}, peak=400.0).splitlines()
+    # 520 img/s x 0.5 GFLOP = 260 GFLOP/s = 65% of 400; training counts 3 forwards.
+    assert lines[3] == "| resnet_gluon hybridized | 32 | 96 | 520.0 | 1.30 | 65% | 150.0 | 1.50 | 56% |"
+    assert lines[4] == "| resnet_gluon int8 | 32 | 96 | 2000.0 | 5.00 | 250% | - | - | - |"
+    targets = throughput._targets(rows, [{"size": 96, "batch": 128, "epoch_vs_step": 0.95}])
+    assert targets == ["batch 32, 96x96: train 1.50x (>= 1.4), inference 1.30x (>= 1.3)",
+                       "real epoch at 96x96, batch 128: 95.0% of the pure step (>= 90%)"]
+
+
+def test_quick_run_prints_the_table_and_writes_json(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "throughput.py"), "--quick", "--only",
+         "resnet_gluon hybridized,resnet_gluon int8", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| resnet_gluon hybridized | 32 | 96 |" in result.stdout
+    assert "| resnet_gluon int8 | 32 | 96 |" in result.stdout
+    with open(tmp_path / "throughput.json", encoding="utf-8") as f:
+        data = json.load(f)
+    assert data["omp_num_threads"] == "2"
+    assert max(data["matmul_peak_gflops"].values()) > 1
+    rows = {r["implementation"]: r for r in data["rows"]}
+    assert rows["resnet_gluon hybridized"]["infer_img_s"] > 0
+    assert rows["resnet_gluon hybridized"]["train_img_s"] > 0
+    assert rows["resnet_gluon int8"]["train_img_s"] is None
+    assert (tmp_path / "throughput.md").read_text().startswith("# Throughput")
+
+
+def test_unknown_implementation_is_named():
+    result = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "throughput.py"),
+                             "--only", "resnet_gluon turbo"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert "unknown implementations ['resnet_gluon turbo']" in result.stderr
