@@ -108,11 +108,8 @@ def test_random_erasing_replaces_one_rectangle_per_chosen_image():
         rows, cols = np.flatnonzero(changed[img].any(1)), np.flatnonzero(changed[img].any(0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
         assert height * width <= 0.4 * 784 + 2 * 28  # rounding of the sides
-        unchanged = ~changed[img]
-        # outside the rectangle nothing moved
-        outside = np.ones((28, 28), bool)
-        outside[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = False
-        assert unchanged[outside].all()
+        # one solid rectangle, not scattered pixels: noise equals a pixel 1 time in 256
+        assert changed[img, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean() > 0.9
     half = BatchIter(batch, labels[:500], 500, erase=0.5)._erase(batch.copy(),
                                                                np.random.default_rng(3))
     assert 0.4 < (half != batch).any(axis=(1, 2)).mean() < 0.6
