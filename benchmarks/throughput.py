@@ -57,14 +57,20 @@ def _torch():
     return torch, torchvision
 
 
-def _best_rate(run: Callable[[], None], flop: float, repeats: int) -> float:
-    run()
+def _timings(run: Callable[[], None], warmup: int, repeats: int) -> List[float]:
+    """Seconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        run()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
         run()
         times.append(time.perf_counter() - tic)
-    return flop / min(times) / 1e9
+    return times
+
+
+def _best_rate(run: Callable[[], None], flop: float, repeats: int) -> float:
+    return flop / min(_timings(run, 1, repeats)) / 1e9
 
 
 def matmul_peak(sizes=(2048, 4096), repeats: int = 5) -> Dict[str, float]:
@@ -230,14 +236,7 @@ BASELINE = "torchvision fp32 eager"
 
 
 def _median_rate(run: Runner, batch: int, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - tic)
-    return batch / statistics.median(times)
+    return batch / statistics.median(_timings(run, warmup, repeats))
 
 
 def measure(names: List[str], batches: List[int], sizes: List[int], warmup: int,
