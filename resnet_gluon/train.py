@@ -528,6 +528,9 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     train_data, test_data : iterable of (NDArray, NDArray)
         Batches; a :class:`resnet_gluon.data.BatchIter` makes resume exact
         mid-epoch, any other iterable is re-iterated and skipped forward.
+        Each step divides the summed gradient by the size of the epoch's
+        first batch, as ``train_ch5``'s ``trainer.step(batch_size)`` does:
+        a shorter last batch moves the weights less.
     config : TrainConfig, optional
         The recipe (the book's by default).
     ctx : str or list of Context, optional
@@ -686,7 +689,10 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
                         f"(lr {lr:g}); stopped before applying that update. "
                         + (f"The last good checkpoint is {last}. " if last else "")
                         + "Lower --lr, add --warmup-epochs, or check the data.")
-                trainer.step(X.shape[0] * num_workers)
+                # As train_ch5's trainer.step(batch_size): the summed gradient is
+                # divided by the full batch size, the last, smaller batch's too.
+                full = sums.setdefault("batch", X.shape[0] * num_workers)
+                trainer.step(full)
                 sums["loss"] += batch_loss
                 sums["acc"] += sum(float((o.argmax(axis=1) == yp).sum().asscalar())
                                    for o, yp in zip(outs, ys))

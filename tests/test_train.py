@@ -60,6 +60,33 @@ def test_loss_falls_and_accuracy_rises_within_a_few_hundred_steps():
     assert history[-1]["train_acc"] > 0.75 and history[-1]["test_acc"] > 0.7
 
 
+def test_fit_takes_the_steps_train_ch5_takes_a_short_last_batch_included():
+    # 300 images in batches of 256: the last batch has 44.  train_ch5 calls
+    # trainer.step(256) for it too; fit must land on the very same weights.
+    import d2lzh as d2l
+    from mxnet import gluon
+
+    def data():
+        return load_data_fashion_mnist(256, resize=28, limit_train=300, limit_test=64)
+
+    ours = build_resnet(18, in_channels=1)
+    ours.initialize(mx.init.Xavier())
+    ours(nd.zeros((1, 1, 28, 28)))
+    book = build_resnet(18, in_channels=1)
+    book.initialize()
+    book(nd.zeros((1, 1, 28, 28)))
+    for p, q in zip(ours.collect_params().values(), book.collect_params().values()):
+        q.set_data(p.data())
+    fit(ours, *data(), TrainConfig(epochs=2, resize=28, limit_train=300, limit_test=64),
+        progress=False, hybridize=False, log=lambda line: None)
+    train_iter, test_iter = data()
+    d2l.train_ch5(book, train_iter, test_iter, 256,
+                  gluon.Trainer(book.collect_params(), "sgd", {"learning_rate": 0.05}),
+                  mx.cpu(), 2)
+    for (name, p), q in zip(ours.collect_params().items(), book.collect_params().values()):
+        np.testing.assert_array_equal(p.data().asnumpy(), q.data().asnumpy(), err_msg=name)
+
+
 def test_run_directory(tmp_path):
     run = tmp_path / "run"
     result = _cli("train", "--out", str(run), *SMALL[:-1], "--epochs", "2")  # with the bar
