@@ -26,32 +26,48 @@ from notebook import notebook_net  # noqa: E402
 
 from resnet_gluon.data import load_fashion_mnist  # noqa: E402
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--epochs", type=int, default=5)
-parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--limit-train", type=int, default=None)
-parser.add_argument("--limit-test", type=int, default=None)
-args = parser.parse_args()
-
-mx.random.seed(args.seed)
-np.random.seed(args.seed)
-batch_size, lr, resize = 256, 0.05, 96
+BATCH_SIZE, LR, RESIZE = 256, 0.05, 96
 
 
-def dataset(split, limit):
+def parse_args(description: str = __doc__, epochs: int = 5) -> argparse.Namespace:
+    """The scripts' options (shared with ``book_pipeline_fit.py``)."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit-train", type=int, default=None)
+    parser.add_argument("--limit-test", type=int, default=None)
+    return parser.parse_args()
+
+
+def _dataset(split, limit):
     images, labels = load_fashion_mnist(split)
     # The same (28, 28, 1) uint8 images and labels gluon.data.vision.FashionMNIST yields.
     return gluon.data.ArrayDataset(nd.array(images[:limit, :, :, None], dtype="uint8"),
                                    labels[:limit].astype("int32"))
 
 
-transformer = transforms.Compose([transforms.Resize(resize), transforms.ToTensor()])
-train_iter = gluon.data.DataLoader(dataset("train", args.limit_train).transform_first(transformer),
-                                   batch_size, shuffle=True, num_workers=0)
-test_iter = gluon.data.DataLoader(dataset("test", args.limit_test).transform_first(transformer),
-                                  batch_size, shuffle=False, num_workers=0)
-net = notebook_net()
-ctx = mx.cpu()
-net.initialize(ctx=ctx, init=init.Xavier())
-trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
-d2l.train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, args.epochs)
+def book_setup(args):
+    """Seed, then build the book's loaders and net in the book's order.
+
+    Returns ``(net, train_iter, test_iter)``; the net is not initialised yet
+    (the book's deferred Xavier draw happens at its first forward).
+    """
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
+    transformer = transforms.Compose([transforms.Resize(RESIZE), transforms.ToTensor()])
+    train_iter = gluon.data.DataLoader(
+        _dataset("train", args.limit_train).transform_first(transformer), BATCH_SIZE,
+        shuffle=True, num_workers=0)
+    test_iter = gluon.data.DataLoader(
+        _dataset("test", args.limit_test).transform_first(transformer), BATCH_SIZE,
+        shuffle=False, num_workers=0)
+    return notebook_net(), train_iter, test_iter
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    net, train_iter, test_iter = book_setup(args)
+    ctx = mx.cpu()
+    net.initialize(ctx=ctx, init=init.Xavier())
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR})
+    d2l.train_ch5(net, train_iter, test_iter, BATCH_SIZE, trainer, ctx, args.epochs)

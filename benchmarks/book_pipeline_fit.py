@@ -12,27 +12,13 @@ random draws (data order, initial weights), not from the training code.
 
 Run:  OMP_NUM_THREADS=2 python benchmarks/book_pipeline_fit.py [--epochs 1] [--seed 0]
 """
-import argparse
 import os
 import sys
 
-import mxnet as mx
-import numpy as np
-from mxnet import gluon, nd
-from mxnet.gluon.data.vision import transforms
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from book_pipeline import book_setup, parse_args  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from notebook import notebook_net  # noqa: E402
-
-from resnet_gluon.data import load_fashion_mnist  # noqa: E402
 from resnet_gluon.train import TrainConfig, fit  # noqa: E402
-
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--epochs", type=int, default=1)
-parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--limit-train", type=int, default=None)
-parser.add_argument("--limit-test", type=int, default=None)
-args = parser.parse_args()
 
 
 class Batches:
@@ -49,20 +35,10 @@ class Batches:
             yield X, y.astype("float32")
 
 
-def dataset(split, limit):
-    # As benchmarks/book_pipeline.py: the (28, 28, 1) uint8 images Gluon's FashionMNIST yields.
-    images, labels = load_fashion_mnist(split)
-    return gluon.data.ArrayDataset(nd.array(images[:limit, :, :, None], dtype="uint8"),
-                                   labels[:limit].astype("int32"))
-
-
-# Seeded and built in book_pipeline.py's order; fit seeds again with the same seed.
-mx.random.seed(args.seed)
-np.random.seed(args.seed)
-transformer = transforms.Compose([transforms.Resize(96), transforms.ToTensor()])
-train_iter = gluon.data.DataLoader(dataset("train", args.limit_train).transform_first(transformer),
-                                   256, shuffle=True, num_workers=0)
-test_iter = gluon.data.DataLoader(dataset("test", args.limit_test).transform_first(transformer),
-                                  256, shuffle=False, num_workers=0)
-fit(notebook_net(), Batches(train_iter), Batches(test_iter),
-    TrainConfig(epochs=args.epochs, seed=args.seed), progress=False)
+if __name__ == "__main__":
+    args = parse_args(__doc__, epochs=1)
+    # Seeded and built as book_pipeline.py does; fit seeds again with the same seed
+    # and initialises the net as the book does (Xavier, deferred to the first forward).
+    net, train_iter, test_iter = book_setup(args)
+    fit(net, Batches(train_iter), Batches(test_iter),
+        TrainConfig(epochs=args.epochs, seed=args.seed), progress=False)
