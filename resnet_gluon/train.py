@@ -9,7 +9,8 @@ the epoch's examples of the training loss and of the train-mode predictions),
 shows a tqdm bar on stderr, and, given a run directory, writes
 ``config.json``, ``metrics.jsonl``, atomic checkpoints, ``model.params`` and
 ``curves.png``.  Every random choice during training comes from seeds, so a
-run killed at any moment and resumed ends bit-identical to one that was not.
+run killed at any moment and resumed with the same ``OMP_NUM_THREADS`` ends
+bit-identical to one that was not.
 """
 import dataclasses
 import hashlib
@@ -645,6 +646,13 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         history = state["history"]
         start_epoch, start_step, partial = state["epoch"], state["step"], state["partial"]
         log(f"resuming from {ckpt_path} (epoch {start_epoch + 1}, step {start_step})")
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if "omp_num_threads" in state and state["omp_num_threads"] != threads:
+            # oneDNN splits gradient sums by thread: another count, other roundings.
+            log(f"warning: the checkpoint was written with OMP_NUM_THREADS="
+                f"{state['omp_num_threads'] or '(unset)'}, this process has "
+                f"{threads or '(unset)'}; the run goes on but will not be bit-identical to "
+                f"an uninterrupted one. Resume with the same OMP_NUM_THREADS to keep it exact.")
 
     def checkpoint(epoch, step, part):
         # Synced at every checkpoint position, written or not, so that a resumed
@@ -654,7 +662,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         if writer:
             save_checkpoint(run_dir, net, None if dist else trainer,
                             {"epoch": epoch, "step": step, "partial": part,
-                             "history": history, "config": config.to_dict()},
+                             "history": history, "config": config.to_dict(),
+                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
                             keep=config.keep_checkpoints)
 
     bar = None
