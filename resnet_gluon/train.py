@@ -639,6 +639,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         _write_text(os.path.join(run_dir, CONFIG_FILE), json.dumps(cfg, indent=1) + "\n")
 
     history: List[Dict[str, Any]] = []
+    threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
     start_epoch, start_step, partial = 0, 0, {"loss": 0.0, "acc": 0.0, "n": 0, "time": 0.0}
     if state is not None:
         if "trainer.states" in state["files"] and not dist:
@@ -646,7 +647,6 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         history = state["history"]
         start_epoch, start_step, partial = state["epoch"], state["step"], state["partial"]
         log(f"resuming from {ckpt_path} (epoch {start_epoch + 1}, step {start_step})")
-        threads = os.environ.get("OMP_NUM_THREADS")
         if "omp_num_threads" in state and state["omp_num_threads"] != threads:
             # oneDNN splits gradient sums by thread: another count, other roundings.
             log(f"warning: the checkpoint was written with OMP_NUM_THREADS="
@@ -663,7 +663,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
             save_checkpoint(run_dir, net, None if dist else trainer,
                             {"epoch": epoch, "step": step, "partial": part,
                              "history": history, "config": config.to_dict(),
-                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+                             "omp_num_threads": threads},
                             keep=config.keep_checkpoints)
 
     bar = None
