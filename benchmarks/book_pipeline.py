@@ -1,7 +1,7 @@
 """The book's own code on this machine: is the book's 0.913 within reach here?
 
 Everything as d2l-zh 5.11 runs it, nothing of resnet_gluon's training path:
-the notebook's ``nn.Block`` net (``tests/notebook.py``: cells 1-7 as the book
+the notebook's ``nn.Block`` net (``benchmarks/notebook.py``: cells 1-7 as the book
 wrote them), Gluon's ``Resize(96)`` + ``ToTensor()`` applied per image by a
 shuffling ``DataLoader`` (as ``d2l.load_data_fashion_mnist`` does), Xavier
 initialisation, ``gluon.Trainer`` plain SGD at lr 0.05 and ``d2lzh.train_ch5``.
@@ -12,8 +12,6 @@ net for the two cores.
 Run:  OMP_NUM_THREADS=2 python benchmarks/book_pipeline.py [--epochs 5] [--seed 0]
 """
 import argparse
-import os
-import sys
 
 import d2lzh as d2l
 import mxnet as mx
@@ -21,10 +19,9 @@ import numpy as np
 from mxnet import gluon, init, nd
 from mxnet.gluon.data.vision import transforms
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from notebook import notebook_net  # noqa: E402
+from notebook import notebook_net  # benchmarks/notebook.py, beside this script
 
-from resnet_gluon.data import load_fashion_mnist  # noqa: E402
+from resnet_gluon.data import load_fashion_mnist
 
 BATCH_SIZE, LR, RESIZE = 256, 0.05, 96
 

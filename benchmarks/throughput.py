@@ -36,7 +36,6 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # the notebook's literal code
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -171,7 +170,7 @@ def ours_int8(batch, size):
 
 
 def notebook_literal(batch, size):
-    from notebook import notebook_net
+    from notebook import notebook_net  # benchmarks/notebook.py: the notebook's literal code
     net = notebook_net()
     net.initialize(mx.init.Xavier())
     return _mx_runners(net, batch, size, train=True)

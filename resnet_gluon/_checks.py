@@ -1,28 +1,83 @@
-"""Argument and input checks shared by the model modules.
+"""Argument and input checks, each rule written once.
 
 Every message says what was given, what was expected and how to fix it, so a
-user never has to read an MXNet shape-inference trace to find a typo.
+user never has to read an MXNet shape-inference trace to find a typo.  A
+:class:`Rule` serves both the API (``rule.check(name, value)``) and the
+command line (``rule.parse(text)``, which the CLI wraps for argparse), so a
+limit and its wording live in one place.
 """
-from numbers import Integral
-from typing import Optional
+import math
+from numbers import Integral, Real
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 from mxnet import ndarray
 
-__all__ = ["check_positive_int", "check_input"]
+__all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
+           "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "check_positive_int",
+           "check_in_channels", "first_uninitialized", "check_input"]
 
 
-def check_positive_int(name: str, value, fix: str = "") -> int:
-    """Return ``value`` if it is a positive integer, else raise.
+class Rule:
+    """A limit on one kind of value, with the words that explain it.
 
     Parameters
     ----------
-    name : str
-        The argument's name, quoted in the message.
-    value : object
-        What the caller passed.
-    fix : str, optional
-        A hint appended to the message.
+    what : str
+        The expected value in words ("a positive integer"), used in every message.
+    kind : type
+        ``Integral`` or ``Real``; ``bool`` never counts as either.
+    ok : callable
+        True for the values of ``kind`` that are allowed.
+    message : str, optional
+        The API's ``ValueError`` text, a format of ``name``, ``what`` and ``value``.
+    """
+
+    def __init__(self, what: str, kind: type, ok: Callable[[Any], bool],
+                 message: str = "{name} must be {what}, got {value!r}."):
+        self.what, self.kind, self.ok, self.message = what, kind, ok, message
+
+    def check(self, name: str, value: Any, fix: str = "") -> Any:
+        """Return ``value`` if the rule allows it.
+
+        Raises
+        ------
+        TypeError
+            ``value`` is not of the rule's kind (``bool`` is not a number here).
+        ValueError
+            ``value`` is of the kind but out of bounds.
+        """
+        hint = f" {fix}" if fix else ""
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            raise TypeError(f"{name} must be {self.what}, got {value!r} "
+                            f"({type(value).__name__}).{hint}")
+        if not self.ok(value):
+            raise ValueError(self.message.format(name=name, what=self.what, value=value) + hint)
+        return value
+
+    def parse(self, text: str) -> Any:
+        """The value a command-line word stands for; ``ValueError`` saying what was expected."""
+        try:
+            value = int(text) if self.kind is Integral else float(text)
+        except ValueError:
+            value = None
+        if value is None or not self.ok(value):
+            raise ValueError(f"expected {self.what}, got {text!r}")
+        return value
+
+
+POSITIVE_INT = Rule("a positive integer", Integral, lambda v: v >= 1)
+NONNEGATIVE_INT = Rule("a non-negative integer", Integral, lambda v: v >= 0)
+ANY_INT = Rule("an integer", Integral, lambda v: True)
+POSITIVE_NUMBER = Rule("a number > 0", Real, lambda v: 0 < v < math.inf)
+NONNEGATIVE_NUMBER = Rule("a number >= 0", Real, lambda v: 0 <= v < math.inf)
+FRACTION = Rule("a number in [0, 1)", Real, lambda v: 0 <= v < 1)
+PROBABILITY = Rule("a probability in [0, 1]", Real, lambda v: 0 <= v <= 1,
+                   message="{name} is a probability, in [0, 1]; got {value!r}.")
+
+
+def check_positive_int(name: str, value, fix: str = "") -> int:
+    """Return ``value`` if it is a positive integer, else raise (see :data:`POSITIVE_INT`).
 
     Raises
     ------
@@ -31,14 +86,34 @@ def check_positive_int(name: str, value, fix: str = "") -> int:
     ValueError
         ``value`` is an integer below 1.
     """
-    hint = f" {fix}" if fix else ""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(
-            f"{name} must be a positive integer, got {value!r} "
-            f"({type(value).__name__}).{hint}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}.{hint}")
-    return int(value)
+    return int(POSITIVE_INT.check(name, value, fix))
+
+
+def check_in_channels(value) -> int:
+    """Return ``value`` if it is a valid ``in_channels`` (0: infer at the first forward)."""
+    return int(NONNEGATIVE_INT.check(
+        "in_channels", value, "Use 1 for gray images, 3 for RGB, 0 to infer it at the "
+                              "first forward."))
+
+
+def first_uninitialized(params: Iterable, need_data: bool = False) -> Optional[Any]:
+    """The first parameter that ``initialize()`` has not reached, or None.
+
+    Parameters
+    ----------
+    params : iterable of mxnet.gluon.Parameter
+    need_data : bool, default False
+        Also count a parameter whose shape is still deferred to the first
+        forward (initialised, but holding no data yet) as not initialised.
+    """
+    from mxnet.gluon.parameter import DeferredInitializationError
+
+    for p in params:
+        try:
+            p.list_data() if need_data else p.list_ctx()
+        except (RuntimeError, DeferredInitializationError):
+            return p
+    return None
 
 
 def check_input(x, expected_channels: int, dtype: Optional[np.dtype], what: str) -> None:

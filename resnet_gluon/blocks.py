@@ -10,7 +10,7 @@ from typing import Optional
 from mxnet.symbol import Symbol
 from mxnet.gluon import nn
 
-from ._checks import check_input, check_positive_int
+from ._checks import check_in_channels, check_input, check_positive_int
 
 __all__ = ["Residual", "Bottleneck"]
 
@@ -20,6 +20,8 @@ class _ResidualUnit(nn.HybridBlock):
 
     #: Output channels per ``num_channels`` (torchvision's name for it).
     expansion = 1
+    #: The child that holds the 1x1 projection of the shortcut (None: the identity).
+    _SHORTCUT = "conv3"
 
     def __init__(self, num_channels: int, use_1x1conv: bool, strides: int,
                  in_channels: int, **kwargs):
@@ -27,11 +29,7 @@ class _ResidualUnit(nn.HybridBlock):
         name = type(self).__name__
         check_positive_int("num_channels", num_channels)
         check_positive_int("strides", strides)
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
-                or in_channels < 0:
-            raise ValueError(
-                f"in_channels must be a non-negative integer (0 = infer at the "
-                f"first forward), got {in_channels!r}.")
+        check_in_channels(in_channels)
         if not isinstance(use_1x1conv, bool):
             raise TypeError(f"use_1x1conv must be True or False, got {use_1x1conv!r}.")
         out_channels = num_channels * self.expansion
@@ -52,7 +50,7 @@ class _ResidualUnit(nn.HybridBlock):
 
     @property
     def _shortcut(self) -> Optional[nn.Conv2D]:
-        raise NotImplementedError
+        return getattr(self, self._SHORTCUT)
 
     def forward(self, x, *args):
         """Check an NDArray input, then run the block (imperative or cached)."""
@@ -119,10 +117,6 @@ class Residual(_ResidualUnit):
         self.bn1 = nn.BatchNorm(in_channels=num_channels)
         self.bn2 = nn.BatchNorm(in_channels=num_channels)
 
-    @property
-    def _shortcut(self) -> Optional[nn.Conv2D]:
-        return self.conv3
-
     def hybrid_forward(self, F, X):
         Y = F.Activation(self.bn1(self.conv1(X)), act_type="relu")
         Y = self.bn2(self.conv2(Y))
@@ -154,6 +148,7 @@ class Bottleneck(_ResidualUnit):
     """
 
     expansion = 4
+    _SHORTCUT = "conv4"
 
     def __init__(self, num_channels: int, use_1x1conv: bool = False, strides: int = 1,
                  in_channels: int = 0, **kwargs):
@@ -163,18 +158,12 @@ class Bottleneck(_ResidualUnit):
         self.conv2 = nn.Conv2D(num_channels, kernel_size=3, padding=1, strides=strides,
                                in_channels=num_channels)
         self.conv3 = nn.Conv2D(out_channels, kernel_size=1, in_channels=num_channels)
-        if use_1x1conv:
-            self.conv4 = nn.Conv2D(out_channels, kernel_size=1, strides=strides,
-                                   in_channels=in_channels)
-        else:
-            self.conv4 = None
+        # The projection shortcut, last of the convolutions as conv3 is in Residual.
+        self.conv4 = nn.Conv2D(out_channels, kernel_size=1, strides=strides,
+                               in_channels=in_channels) if use_1x1conv else None
         self.bn1 = nn.BatchNorm(in_channels=num_channels)
         self.bn2 = nn.BatchNorm(in_channels=num_channels)
         self.bn3 = nn.BatchNorm(in_channels=out_channels)
-
-    @property
-    def _shortcut(self) -> Optional[nn.Conv2D]:
-        return self.conv4
 
     def hybrid_forward(self, F, X):
         Y = F.Activation(self.bn1(self.conv1(X)), act_type="relu")

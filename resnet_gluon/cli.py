@@ -4,17 +4,25 @@ A thin skin over the library's functions: it parses arguments, calls them
 and prints what they return.  Nothing here is needed from a script.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .model import RESNET_SPEC, build_resnet
+from ._checks import POSITIVE_INT, POSITIVE_NUMBER, Rule
+from .config import ARCHITECTURE, TrainConfig, option_fields, parse_ctx
+from .model import build_resnet
 from .shapes import count_parameters, format_shapes, layer_shapes
 
 __all__ = ["main", "build_parser"]
+
+_PARAMS_HELP = "RUN_DIR/model.params, or a checkpoint's net.params"
+_DATA_HELP = "directory of the four Fashion-MNIST .gz files"
+#: What ``train`` offers of TrainConfig: all but the class count, which the data decides.
+_RECIPE = [f.name for f in option_fields() if f.name != "num_classes"]
 
 
 def _input_shape(text: str) -> Tuple[int, int, int, int]:
@@ -28,90 +36,60 @@ def _input_shape(text: str) -> Tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _typed(rule: Rule):
+    """An argparse ``type`` from a rule: its words become argparse's error."""
+    def convert(text: str):
+        try:
+            return rule.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return convert
 
 
-def _finite_float(text: str, allow_zero: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value if allow_zero else 0 < value) or value == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
-    return value
+def _flag(field: dataclasses.Field) -> str:
+    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
 
 
-def _nonneg_float(text: str) -> float:
-    return _finite_float(text, allow_zero=True)
+def _add_config_options(parser, names: Optional[Sequence[str]] = None,
+                        defaults: bool = False) -> None:
+    """Add :class:`TrainConfig` fields as options, all of them or ``names``.
+
+    With ``defaults`` an option left out takes the field's default; without,
+    it is None, so the caller can tell "not given" (a run's saved value, a
+    config.json's) from "given".
+    """
+    for f in option_fields(names):
+        meta = f.metadata
+        shown = "" if f.default is None or isinstance(f.default, bool) else f" ({f.default})"
+        kwargs: Dict[str, Any] = dict(dest=f.name, default=f.default if defaults else None,
+                                      help=meta["help"] + shown)
+        if isinstance(f.default, bool):
+            kwargs["action"] = "store_true"
+        elif meta["choices"]:
+            kwargs.update(choices=list(meta["choices"]), type=type(meta["choices"][0]))
+        else:
+            kwargs.update(type=_typed(meta["rule"]), metavar=meta["metavar"])
+        parser.add_argument(_flag(f), **kwargs)
 
 
-def _positive_float(text: str) -> float:
-    return _finite_float(text, allow_zero=False)
+def _architecture(args: argparse.Namespace) -> Dict[str, Any]:
+    """The architecture options given (the others None): overrides of a run's config.json."""
+    return {name: getattr(args, name, None) for name in ARCHITECTURE}
 
 
-def _probability(text: str) -> float:
-    value = _finite_float(text, allow_zero=True)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
-
-
-_PARAMS_HELP = "RUN_DIR/model.params, or a checkpoint's net.params"
-
-# Options that make up TrainConfig: (flag, config field, argparse keywords).
-_RECIPE = [
-    ("--depth", "depth", dict(type=int, choices=sorted(RESNET_SPEC), help="ResNet depth (18)")),
-    ("--small-input", "small_input", dict(action="store_true", default=None,
-                                          help="3x3 stride-1 stem, no max-pool")),
-    ("--lr", "lr", dict(type=_positive_float, help="peak learning rate (0.05)")),
-    ("--batch-size", "batch_size", dict(type=_positive_int, help="batch size (256)")),
-    ("--epochs", "epochs", dict(type=_positive_int, help="epochs (5)")),
-    ("--resize", "resize", dict(type=_positive_int, help="input side; 28 = native (96)")),
-    ("--momentum", "momentum", dict(type=_nonneg_float, help="SGD momentum (0)")),
-    ("--wd", "wd", dict(type=_nonneg_float, help="weight decay (0)")),
-    ("--lr-schedule", "lr_schedule", dict(choices=["constant", "cosine"],
-                                          help="learning rate schedule (constant)")),
-    ("--warmup-epochs", "warmup_epochs", dict(type=_nonneg_float,
-                                              help="linear warm-up epochs (0)")),
-    ("--label-smoothing", "label_smoothing", dict(type=_nonneg_float,
-                                                  help="label smoothing (0)")),
-    ("--augment", "augment", dict(action="store_true", default=None,
-                                  help="random 2-pixel shifts and horizontal flips")),
-    ("--random-erasing", "random_erasing",
-     dict(type=_probability, metavar="P", help="erase a random rectangle of each training "
-                                               "image with probability P (0)")),
-    ("--seed", "seed", dict(type=int, help="seed of init, order and augmentation (0)")),
-    ("--limit-train", "limit_train", dict(type=_positive_int,
-                                          help="use the first N training examples")),
-    ("--limit-test", "limit_test", dict(type=_positive_int,
-                                        help="use the first N test examples")),
-    ("--checkpoint-every", "checkpoint_every",
-     dict(type=int, help="also checkpoint every N steps (0: at epoch ends only)")),
-]
-
-
-def _model_options(parser: argparse.ArgumentParser, classes: bool = True) -> None:
-    # Overrides of the run's config.json, for weights found without it.
-    parser.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=None)
-    if classes:
-        parser.add_argument("--classes", type=_positive_int, default=None)
-    parser.add_argument("--small-input", action="store_true", default=None)
-    parser.add_argument("--resize", type=_positive_int, default=None)
-
-
-def _int8_options(parser: argparse.ArgumentParser) -> None:
+def _weights_command(sub, name: str, architecture: Sequence[str], **texts
+                     ) -> argparse.ArgumentParser:
+    """A subcommand that loads a run's weights: --params, --data-dir, INT8, and the
+    architecture options, which override what the run's config.json says."""
+    parser = sub.add_parser(name, **texts)
+    parser.add_argument("--params", required=True, help=_PARAMS_HELP)
+    parser.add_argument("--data-dir", help=_DATA_HELP)
+    _add_config_options(parser, architecture)
     parser.add_argument("--int8", action="store_true",
                         help="quantize to INT8 first (oneDNN, calibrated on training images)")
-    parser.add_argument("--calib-images", type=_positive_int, default=512, metavar="N",
+    parser.add_argument("--calib-images", type=_typed(POSITIVE_INT), default=512, metavar="N",
                         help="training images for the INT8 calibration (512)")
+    return parser
 
 
 def _quantized(net, info, args):
@@ -128,157 +106,81 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    shapes = sub.add_parser(
-        "shapes", help="print each layer's output shape, as notebook cell 8 does",
-        description="Run a random batch through the net's top-level layers and print "
-                    "each output shape as notebook cell 8 does, then the parameter count.")
-    shapes.add_argument("--input", type=_input_shape, default=(1, 1, 224, 224),
-                        metavar="N,C,H,W", help="input shape (default: 1,1,224,224)")
-    shapes.add_argument("--depth", type=int, choices=sorted(RESNET_SPEC), default=18,
-                        help="ResNet depth (default: 18)")
-    shapes.add_argument("--classes", type=_positive_int, default=10,
-                        help="number of classes (default: 10)")
-    shapes.add_argument("--small-input", action="store_true",
-                        help="3x3 stride-1 stem without max-pool, as d2lzh.resnet18")
-    shapes.set_defaults(func=_cmd_shapes)
-
-    train = sub.add_parser(
-        "train", help="train on Fashion-MNIST (the book's recipe by default)",
-        description="Train a ResNet on the real Fashion-MNIST. With no options: the book's "
-                    "recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).")
-    recipe = train.add_argument_group("recipe (saved in RUN_DIR/config.json; on --resume, "
-                                      "taken from there unless given)")
-    for flag, dest, kwargs in _RECIPE:
-        recipe.add_argument(flag, dest=dest, **dict({"default": None}, **kwargs))
-    train.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
-    train.add_argument("--out", metavar="RUN_DIR",
-                       help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its newest valid checkpoint")
-    train.add_argument("--ctx", default="cpu:0",
-                       help="devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1 (cpu:0)")
-    train.add_argument("--kvstore", default="device",
-                       help="gradient aggregation: device, local, dist_sync (device)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--no-hybridize", action="store_true",
-                       help="run imperatively (slower; for debugging)")
-    train.set_defaults(func=_cmd_train)
-
-    ev = sub.add_parser(
-        "evaluate", help="test accuracy, per-class accuracy and the confusion matrix",
-        description="Evaluate saved weights on the Fashion-MNIST test set. Depth, "
-                    "small-input and resize come from config.json beside the params "
-                    "when it is there, else from the options.")
-    ev.add_argument("--params", required=True, help=_PARAMS_HELP)
-    ev.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
-    _model_options(ev, classes=False)
-    ev.add_argument("--batch-size", type=_positive_int, default=256)
-    ev.add_argument("--limit-test", type=_positive_int, default=None)
-    ev.add_argument("--ctx", default="cpu:0")
-    ev.add_argument("--tta", action="store_true",
-                    help="also average over each image's mirror image (test-time augmentation)")
-    _int8_options(ev)
-    ev.set_defaults(func=_cmd_evaluate)
-
-    ex = sub.add_parser(
-        "export", help="write the trained net as an MXNet symbol or ONNX model",
-        description="Export RUN_DIR/model.params for serving without this library. Depth, "
-                    "classes, small-input and resize come from config.json beside the "
-                    "params when it is there, else from the options. ONNX export runs the "
-                    "file in onnxruntime on real test images and reports the largest "
-                    "difference from MXNet's output.")
-    ex.add_argument("--params", required=True, help=_PARAMS_HELP)
-    ex.add_argument("--format", choices=["symbol", "onnx"], default="symbol",
-                    help="symbol: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx")
-    ex.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the files")
-    _model_options(ex)
-    ex.add_argument("--check-images", type=int, default=256, metavar="N",
-                    help="real test images the ONNX check runs (256; 0: no check)")
-    ex.add_argument("--data-dir", help="directory of the four Fashion-MNIST .gz files")
-    _int8_options(ex)
-    ex.set_defaults(func=_cmd_export)
-
-    pr = sub.add_parser(
-        "predict", help="label image files with a trained net",
-        description="Read PNG/JPEG/BMP files of any size (or the images in directories), "
-                    "turn them into what training saw (gray, 28x28, the run's resize, "
-                    "[0, 1]) and print the top classes of each, one line per image.")
-    pr.add_argument("--model", required=True,
-                    help="RUN_DIR/model.params, or the PREFIX of an exported symbol model")
-    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
-    pr.add_argument("--topk", type=_positive_int, default=3, help="classes per image (3)")
-    pr.add_argument("--json", action="store_true", help="one JSON object per line")
-    pr.add_argument("--invert", action="store_true",
-                    help="dark object on a light background (photos): invert the gray levels")
-    _model_options(pr)
-    pr.set_defaults(func=_cmd_predict)
-
-    la = sub.add_parser(
-        "launch", help="run a command on MXNet's parameter server over 127.0.0.1",
-        description="Start a scheduler, SERVERS servers and WORKERS workers on this machine "
-                    "(loopback only) and run 'python -m resnet_gluon COMMAND...' on each "
-                    "worker, e.g.: launch -n 2 -s 1 -- train --kvstore dist_sync --epochs 1. "
-                    "If a worker fails, all processes are stopped.")
-    la.add_argument("-n", "--num-workers", type=_positive_int, required=True)
-    la.add_argument("-s", "--num-servers", type=_positive_int, default=1)
-    la.add_argument("--timeout", type=_positive_float, default=3600.0,
-                    help="seconds before every process is stopped (3600)")
-    la.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    la.set_defaults(func=_cmd_launch)
+    for add in (_add_shapes, _add_train, _add_evaluate, _add_export, _add_predict, _add_launch):
+        add(sub)
     return parser
 
 
-def _cmd_launch(args: argparse.Namespace) -> int:
-    from .launch import launch
+# --------------------------------------------------------------------------- shapes
 
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise ValueError("give the workers' command after --, e.g. "
-                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
-    if cmd[0] == "train" and not any(a.startswith("--kvstore") for a in cmd):
-        cmd = cmd + ["--kvstore", "dist_sync"]
-    return launch(cmd, args.num_workers, args.num_servers, timeout=args.timeout)
+def _add_shapes(sub) -> None:
+    p = sub.add_parser(
+        "shapes", help="print each layer's output shape, as notebook cell 8 does",
+        description="Run a random batch through the net's top-level layers and print "
+                    "each output shape as notebook cell 8 does, then the parameter count.")
+    p.add_argument("--input", type=_input_shape, default=(1, 1, 224, 224),
+                   metavar="N,C,H,W", help="input shape (default: 1,1,224,224)")
+    _add_config_options(p, ("depth", "num_classes", "small_input"), defaults=True)
+    p.set_defaults(func=_cmd_shapes)
 
 
-def _recipe_from_args(args: argparse.Namespace, base: Dict[str, Any]) -> Dict[str, Any]:
-    values = dict(base)
-    for _, dest, _ in _RECIPE:
-        given = getattr(args, dest)
-        if given is not None:
-            values[dest] = given
-    return values
+def _cmd_shapes(args: argparse.Namespace) -> int:
+    net = build_resnet(args.depth, args.num_classes, small_input=args.small_input)
+    net.initialize()
+    print(format_shapes(layer_shapes(net, args.input)))
+    total, trainable = count_parameters(net)
+    print(f"parameters: {total:,} ({trainable:,} trainable, "
+          f"{total - trainable:,} BatchNorm running statistics)")
+    return 0
+
+# --------------------------------------------------------------------------- train
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train on Fashion-MNIST (the book's recipe by default)",
+        description="Train a ResNet on the real Fashion-MNIST. With no options: the book's "
+                    "recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).")
+    _add_config_options(p.add_argument_group(
+        "recipe (saved in RUN_DIR/config.json; on --resume, taken from there unless given)"),
+        _RECIPE)
+    p.add_argument("--data-dir", help=_DATA_HELP)
+    p.add_argument("--out", metavar="RUN_DIR",
+                   help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest valid checkpoint")
+    p.add_argument("--ctx", default="cpu:0",
+                   help="devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1 (cpu:0)")
+    p.add_argument("--kvstore", default="device",
+                   help="gradient aggregation: device, local, dist_sync (device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-hybridize", action="store_true",
+                   help="run imperatively (slower; for debugging)")
+    p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .data import load_data_fashion_mnist
-    from .train import CONFIG_FILE, TrainConfig, fit, parse_ctx
+    from .run import CONFIG_FILE, read_config
+    from .train import fit, make_kvstore
 
-    base = TrainConfig().to_dict()
+    values = TrainConfig().to_dict()
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
-        config_file = os.path.join(args.out, CONFIG_FILE)
-        if not os.path.isfile(config_file):
-            raise ValueError(f"--resume: {config_file} not found; is {args.out} a run "
-                             f"directory? Start a new run without --resume.")
-        with open(config_file, encoding="utf-8") as f:
-            saved = json.load(f)
-        base.update({k: v for k, v in saved.items() if k in base})
-    config = TrainConfig.from_dict(_recipe_from_args(args, base))
+        if not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
+            raise ValueError(f"--resume: {os.path.join(args.out, CONFIG_FILE)} not found; is "
+                             f"{args.out} a run directory? Start a new run without --resume.")
+        values.update({k: v for k, v in read_config(args.out).items() if k in values})
+    values.update({k: getattr(args, k) for k in _RECIPE if getattr(args, k) is not None})
+    config = TrainConfig.from_dict(values)
     ctxs = parse_ctx(args.ctx)
     out = args.out or os.path.join(
         "runs", f"resnet{config.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    num_parts, part_index = 1, 0
-    kvstore: Any = args.kvstore
-    if args.kvstore.startswith("dist"):
-        import mxnet as mx
-        kvstore = mx.kv.create(args.kvstore)
-        num_parts, part_index = kvstore.num_workers, kvstore.rank
-        if config.batch_size % num_parts:
-            raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
-                             f"{num_parts} workers; use a multiple of {num_parts}.")
+    kvstore, part_index, num_parts = make_kvstore(args.kvstore)
+    if config.batch_size % num_parts:
+        raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
+                         f"{num_parts} workers; use a multiple of {num_parts}.")
     train_iter, test_iter = load_data_fashion_mnist(
         config.batch_size // num_parts, resize=config.resize, root=args.data_dir,
         limit_train=config.limit_train, limit_test=config.limit_test,
@@ -297,19 +199,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra_config={"ctx": args.ctx, "kvstore": args.kvstore, "data_dir": args.data_dir})
     return 0
 
+# --------------------------------------------------------------------------- evaluate
+
+def _add_evaluate(sub) -> None:
+    p = _weights_command(
+        sub, "evaluate", ("depth", "small_input", "resize"),
+        help="test accuracy, per-class accuracy and the confusion matrix",
+        description="Evaluate saved weights on the Fashion-MNIST test set. Depth, "
+                    "small-input and resize come from config.json beside the params "
+                    "when it is there, else from the options.")
+    _add_config_options(p, ("batch_size", "limit_test"), defaults=True)
+    p.add_argument("--ctx", default="cpu:0")
+    p.add_argument("--tta", action="store_true",
+                   help="also average over each image's mirror image (test-time augmentation)")
+    p.set_defaults(func=_cmd_evaluate)
+
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import BatchIter, load_fashion_mnist
-    from .export import load_trained
+    from .evaluate import evaluate, format_report
     from .quantize import agreement
-    from .train import evaluate, parse_ctx
+    from .run import load_trained
 
     ctxs = parse_ctx(args.ctx)
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
-    net, info = load_trained(args.params, depth=args.depth, small_input=args.small_input,
-                             resize=args.resize, ctx=ctxs)
+    net, info = load_trained(args.params, ctx=ctxs, **_architecture(args))
     net.hybridize(static_alloc=True, static_shape=True)
     images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
@@ -326,23 +242,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"int8 test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f} "
               f"(calibrated on {args.calib_images} training images); the tables below are "
               f"the int8 model's")
-    print("per-class accuracy:")
-    width = max(len(n) for n in info.classes)
-    for name, acc in zip(info.classes, result.per_class):
-        print(f"  {name:<{width}}  {acc:.3f}")
-    print("confusion matrix (rows: true class, columns: predicted):")
-    short = [n[:7] for n in info.classes]
-    print(" " * (width + 2) + " ".join(f"{s:>7}" for s in short))
-    for name, row in zip(info.classes, result.confusion):
-        print(f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row))
+    print(format_report(result, info.classes))
     return 0
+
+# --------------------------------------------------------------------------- export
+
+def _add_export(sub) -> None:
+    p = _weights_command(
+        sub, "export", ARCHITECTURE,
+        help="write the trained net as an MXNet symbol or ONNX model",
+        description="Export RUN_DIR/model.params for serving without this library. Depth, "
+                    "classes, small-input and resize come from config.json beside the "
+                    "params when it is there, else from the options. ONNX export runs the "
+                    "file in onnxruntime on real test images and reports the largest "
+                    "difference from MXNet's output.")
+    p.add_argument("--format", choices=["symbol", "onnx"], default="symbol",
+                   help="symbol: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx")
+    p.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the files")
+    p.add_argument("--check-images", type=int, default=256, metavar="N",
+                   help="real test images the ONNX check runs (256; 0: no check)")
+    p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx, export_symbol, load_trained, onnx_max_abs_diff
+    from .export import export_onnx, export_symbol, onnx_max_abs_diff
+    from .run import load_trained
 
-    net, info = load_trained(args.params, depth=args.depth, num_classes=args.classes,
-                             small_input=args.small_input, resize=args.resize)
+    net, info = load_trained(args.params, **_architecture(args))
     if args.int8:
         if args.format != "symbol":
             raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
@@ -366,6 +292,25 @@ def _cmd_export(args: argparse.Namespace) -> int:
           f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit 1e-4)")
     return 0 if ok else 1
 
+# --------------------------------------------------------------------------- predict
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="label image files with a trained net",
+        description="Read PNG/JPEG/BMP files of any size (or the images in directories), "
+                    "turn them into what training saw (gray, 28x28, the run's resize, "
+                    "[0, 1]) and print the top classes of each, one line per image.")
+    p.add_argument("--model", required=True,
+                   help="RUN_DIR/model.params, or the PREFIX of an exported symbol model")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
+    p.add_argument("--topk", type=_typed(POSITIVE_INT), default=3,
+                   help="classes per image (3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--invert", action="store_true",
+                   help="dark object on a light background (photos): invert the gray levels")
+    _add_config_options(p, ARCHITECTURE)
+    p.set_defaults(func=_cmd_predict)
+
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import image_files, load_model, predict_files
@@ -374,8 +319,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    net, info = load_model(args.model, depth=args.depth, num_classes=args.classes,
-                           small_input=args.small_input, resize=args.resize)
+    net, info = load_model(args.model, **_architecture(args))
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
         if args.json:
@@ -389,16 +333,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"resnet-gluon predict: error: {message}", file=sys.stderr)
     return 1 if errors else 0
 
+# --------------------------------------------------------------------------- launch
 
-def _cmd_shapes(args: argparse.Namespace) -> int:
-    net = build_resnet(args.depth, args.classes, small_input=args.small_input)
-    net.initialize()
-    print(format_shapes(layer_shapes(net, args.input)))
-    total, trainable = count_parameters(net)
-    print(f"parameters: {total:,} ({trainable:,} trainable, "
-          f"{total - trainable:,} BatchNorm running statistics)")
-    return 0
+def _add_launch(sub) -> None:
+    p = sub.add_parser(
+        "launch", help="run a command on MXNet's parameter server over 127.0.0.1",
+        description="Start a scheduler, SERVERS servers and WORKERS workers on this machine "
+                    "(loopback only) and run 'python -m resnet_gluon COMMAND...' on each "
+                    "worker, e.g.: launch -n 2 -s 1 -- train --kvstore dist_sync --epochs 1. "
+                    "If a worker fails, all processes are stopped.")
+    p.add_argument("-n", "--num-workers", type=_typed(POSITIVE_INT), required=True)
+    p.add_argument("-s", "--num-servers", type=_typed(POSITIVE_INT), default=1)
+    p.add_argument("--timeout", type=_typed(POSITIVE_NUMBER), default=3600.0,
+                   help="seconds before every process is stopped (3600)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    p.set_defaults(func=_cmd_launch)
 
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise ValueError("give the workers' command after --, e.g. "
+                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
+    if cmd[0] == "train" and not any(a.startswith("--kvstore") for a in cmd):
+        cmd = cmd + ["--kvstore", "dist_sync"]
+    return launch(cmd, args.num_workers, args.num_servers, timeout=args.timeout)
+
+
+# --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line with ``argv`` (``sys.argv[1:]`` by default); return the exit code."""

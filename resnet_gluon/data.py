@@ -20,6 +20,8 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 from mxnet import nd
 
+from ._checks import POSITIVE_INT, PROBABILITY
+
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
            "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
            "load_data_fashion_mnist"]
@@ -222,12 +224,10 @@ class BatchIter:
                  seed: int = 0, num_parts: int = 1, part_index: int = 0, erase: float = 0.0):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        POSITIVE_INT.check("batch_size", batch_size)
         if not 0 <= part_index < num_parts:
             raise ValueError(f"part_index must be in [0, {num_parts}), got {part_index}.")
-        if not 0 <= erase <= 1:
-            raise ValueError(f"erase is a probability, in [0, 1]; got {erase!r}.")
+        PROBABILITY.check("erase", erase)
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.resize = batch_size, shuffle, resize
         self.augment, self.erase, self.seed = augment, erase, seed

@@ -8,10 +8,9 @@ average pooling and a dense layer, as the ten top-level children of a
 from typing import Dict, Tuple, Type
 
 from mxnet.gluon import Block, nn
-from mxnet.gluon.parameter import DeferredInitializationError
 from mxnet.symbol import Symbol
 
-from ._checks import check_input, check_positive_int
+from ._checks import check_in_channels, check_input, check_positive_int, first_uninitialized
 from .blocks import Bottleneck, Residual
 
 __all__ = ["RESNET_SPEC", "STAGE_CHANNELS", "BLOCKS", "ResNet", "resnet_block",
@@ -156,10 +155,7 @@ def build_resnet(depth: int = 18, num_classes: int = 10, small_input: bool = Fal
             f"depth must be one of {sorted(RESNET_SPEC)}, got {depth!r}. "
             f"Add a row to RESNET_SPEC for another depth.")
     check_positive_int("num_classes", num_classes)
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 0:
-        raise ValueError(
-            f"in_channels must be a non-negative integer (1 for gray images, 3 for "
-            f"RGB, 0 to infer it at the first forward), got {in_channels!r}.")
+    check_in_channels(in_channels)
     kind, num_residuals = RESNET_SPEC[depth]
     expansion = BLOCKS[kind].expansion
 
@@ -224,15 +220,14 @@ def copy_weights(src: Block, dst: Block) -> None:
         raise ValueError(
             f"cannot copy weights: the source has {len(src_params)} parameters and "
             f"the destination {len(dst_params)}; they are not the same architecture.")
+    for params, role in ((src_params, "source"), (dst_params, "destination")):
+        p = first_uninitialized(params, need_data=True)
+        if p is not None:
+            raise ValueError(
+                f"cannot copy weights: the {role} parameter {p.name} is not "
+                f"initialised (shape {p.shape}). Call initialize() and run one "
+                f"batch through the net first.")
     for s, d in zip(src_params, dst_params):
-        for p, role in ((s, "source"), (d, "destination")):
-            try:
-                p.list_data()
-            except (RuntimeError, DeferredInitializationError):
-                raise ValueError(
-                    f"cannot copy weights: the {role} parameter {p.name} is not "
-                    f"initialised (shape {p.shape}). Call initialize() and run one "
-                    f"batch through the net first.") from None
         if s.shape != d.shape:
             raise ValueError(
                 f"cannot copy weights: source {s.name} has shape {s.shape} but "

@@ -16,7 +16,8 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .data import resize_batch
-from .export import SYMBOL_SUFFIX, ModelInfo, load_symbol, load_trained
+from .export import INFO_SUFFIX, SYMBOL_SUFFIX, load_symbol
+from .run import ModelInfo, load_trained
 
 __all__ = ["IMAGE_EXTENSIONS", "image_files", "read_image", "load_model", "Prediction",
            "predict_images", "predict_files"]
@@ -92,7 +93,7 @@ def load_model(model: str, ctx: Optional[mx.Context] = None, **overrides
     """A trained net from ``RUN_DIR/model.params`` or an exported ``PREFIX``.
 
     ``overrides`` (depth, num_classes, small_input, resize) go to
-    :func:`resnet_gluon.export.load_trained` for a params file, and replace
+    :func:`resnet_gluon.run.load_trained` for a params file, and replace
     the info file's values for an exported model.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -100,7 +101,7 @@ def load_model(model: str, ctx: Optional[mx.Context] = None, **overrides
         net, info = load_symbol(model, ctx)
         if info is None:
             if "resize" not in overrides:
-                raise ValueError(f"{model}-info.json is missing, so the input size is "
+                raise ValueError(f"{model}{INFO_SUFFIX} is missing, so the input size is "
                                  f"unknown; pass --resize (96 for the book's recipe).")
             info = ModelInfo()
         info = dataclasses.replace(info, **overrides)

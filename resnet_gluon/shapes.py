@@ -7,7 +7,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.gluon import Block
 
-from ._checks import check_input
+from ._checks import check_input, first_uninitialized
 
 __all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters", "shapes",
            "ShapeTable", "LayerShape"]
@@ -17,13 +17,11 @@ Shape = Tuple[int, ...]
 
 def _as_input(net: Block, x: Union[Sequence[int], nd.NDArray]) -> nd.NDArray:
     params = list(net.collect_params().values())
-    for p in params:
-        try:
-            p.list_ctx()
-        except RuntimeError:
-            raise RuntimeError(
-                f"{net.name} has parameters that are not initialised ({p.name}). "
-                f"Call net.initialize() first, as notebook cell 8 does.") from None
+    p = first_uninitialized(params)
+    if p is not None:
+        raise RuntimeError(
+            f"{net.name} has parameters that are not initialised ({p.name}). "
+            f"Call net.initialize() first, as notebook cell 8 does.")
     ctx = params[0].list_ctx()[0] if params else None
     if isinstance(x, nd.NDArray):
         return x.as_in_context(ctx) if ctx is not None else x

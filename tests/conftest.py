@@ -1,4 +1,4 @@
-"""Shared fixtures: fresh block names and fixed seeds for every test."""
+"""Shared fixtures: fresh names and seeds, one way to run the CLI, and the runs tests share."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,11 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/notebook.py
+from common import QUICK
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# benchmarks/notebook.py (the notebook's own code) and the benchmark scripts.
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +29,63 @@ def x224():
     return mx.nd.random.uniform(shape=(1, 1, 224, 224))
 
 
+class Runner:
+    """Runs ``python -m resnet_gluon ...`` (or any script) as a user would, at 2 threads.
+
+    ``cli(*args)`` runs the command line and returns the finished process
+    (``returncode``, ``stdout``, ``stderr``); ``cli.python(*argv)`` runs any
+    Python argv; ``cli.popen(*args)`` starts the command line without waiting.
+    """
+
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+
+    def __call__(self, *args, console=False, **kwargs) -> subprocess.CompletedProcess:
+        if console:  # the installed console script instead of python -m
+            exe = os.path.join(os.path.dirname(sys.executable), "resnet-gluon")
+            return self._run([exe, *args], **kwargs)
+        return self.python("-m", "resnet_gluon", *args, **kwargs)
+
+    def python(self, *argv, timeout=600, env=None, cwd=None) -> subprocess.CompletedProcess:
+        return self._run([sys.executable, *argv], timeout=timeout, env=env, cwd=cwd)
+
+    def _run(self, argv, timeout=600, env=None, cwd=None):
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=dict(self.env, **(env or {})), cwd=cwd)
+
+    def popen(self, *args, env=None) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "resnet_gluon", *args],
+                                env=dict(self.env, **(env or {})), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
+def cli():
+    """The one way tests run a command (see :class:`Runner`)."""
+    return Runner()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cli):
     """A run directory: eight steps of the book's recipe on 512 real training images (96x96)."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "resnet_gluon", "train", "--out", str(run), "--limit-train", "512",
-         "--limit-test", "64", "--batch-size", "64", "--epochs", "1", "--no-progress"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    result = cli("train", "--out", str(run), "--limit-train", "512", "--limit-test", "64",
+                 "--batch-size", "64", "--epochs", "1", "--no-progress")
     assert result.returncode == 0, result.stderr
     return run
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, cli):
+    """An uninterrupted QUICK run at 28x28, the yardstick of resume and evaluation."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    result = cli("train", "--out", str(run), *QUICK)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    """The real Fashion-MNIST test set: uint8 (10000, 28, 28) images and their labels."""
+    from resnet_gluon.data import load_fashion_mnist
+
+    return load_fashion_mnist("test")

@@ -1,16 +1,10 @@
 """benchmarks/throughput.py runs as a new user runs it, and its sums are right."""
 import json
 import os
-import subprocess
-import sys
 
-import pytest
+import throughput  # benchmarks/, on the path through conftest.py
 
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "benchmarks")
-sys.path.insert(0, BENCHMARKS)
-
-import throughput  # noqa: E402
+BENCHMARKS = os.path.dirname(os.path.abspath(throughput.__file__))
 
 
 def test_forward_cost_is_the_issues_figure():
@@ -35,12 +29,9 @@ def test_table_gives_ratios_to_torch_and_shares_of_the_peak():
                        "real epoch at 96x96, batch 128: 95.0% of the pure step (>= 90%)"]
 
 
-def test_quick_run_prints_the_table_and_writes_json(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    result = subprocess.run(
-        [sys.executable, os.path.join(BENCHMARKS, "throughput.py"), "--quick", "--only",
-         "resnet_gluon hybridized,resnet_gluon int8", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env=env)
+def test_quick_run_prints_the_table_and_writes_json(cli, tmp_path):
+    result = cli.python(os.path.join(BENCHMARKS, "throughput.py"), "--quick", "--only",
+                        "resnet_gluon hybridized,resnet_gluon int8", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "| resnet_gluon hybridized | 32 | 96 |" in result.stdout
     assert "| resnet_gluon int8 | 32 | 96 |" in result.stdout
@@ -55,9 +46,8 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert (tmp_path / "throughput.md").read_text().startswith("# Throughput")
 
 
-def test_unknown_implementation_is_named():
-    result = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "throughput.py"),
-                             "--only", "resnet_gluon turbo"], capture_output=True, text=True,
-                            timeout=300)
+def test_unknown_implementation_is_named(cli):
+    result = cli.python(os.path.join(BENCHMARKS, "throughput.py"), "--only",
+                        "resnet_gluon turbo", timeout=300)
     assert result.returncode == 2
     assert "unknown implementations ['resnet_gluon turbo']" in result.stderr

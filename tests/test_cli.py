@@ -1,29 +1,16 @@
-"""`python -m resnet_gluon` and the `resnet-gluon` console script: the same CLI."""
-import os
-import shutil
-import subprocess
-import sys
+"""`python -m resnet_gluon` and the `resnet-gluon` console script: the same CLI, its options and errors."""
+import dataclasses
 
 import pytest
 
-from resnet_gluon.cli import main
-from test_shapes import CELL_8
-
-
-def _run(*args, console=False):
-    exe = [shutil.which("resnet-gluon") or os.path.join(os.path.dirname(sys.executable),
-                                                        "resnet-gluon")] if console \
-        else [sys.executable, "-m", "resnet_gluon"]
-    return subprocess.run(exe + list(args), capture_output=True, text=True, timeout=300)
-
-
-PARAMS_LINE = ("parameters: 11,186,186 (11,178,378 trainable, 7,808 BatchNorm running "
-               "statistics)\n")
+from common import CELL_8, PARAMS_LINE
+from resnet_gluon.cli import build_parser, main
+from resnet_gluon.config import TrainConfig
 
 
 @pytest.mark.parametrize("console", [False, True])
-def test_shapes_with_no_options_prints_the_notebooks_ten_shapes(console):
-    result = _run("shapes", console=console)
+def test_shapes_with_no_options_prints_the_notebooks_ten_shapes(cli, console):
+    result = cli("shapes", console=console)
     assert result.returncode == 0, result.stderr
     assert result.stdout == CELL_8 + PARAMS_LINE
 
@@ -55,13 +42,77 @@ def test_shapes_small_input(capsys):
     (["train", "--random-erasing", "1.5"], "expected a probability in [0, 1], got '1.5'"),
     ([], "the following arguments are required: COMMAND"),
 ])
-def test_bad_options_get_argparse_errors_not_traces(args, message):
-    result = _run(*args)
+def test_bad_options_get_argparse_errors_not_traces(cli, args, message):
+    result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_version():
-    result = _run("--version")
+def test_version(cli):
+    result = cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("resnet-gluon 0.")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "argument --lr: expected a number > 0"),
+    (["--epochs", "0"], "argument --epochs: expected a positive integer"),
+    (["--ctx", "tpu:0"], "bad context 'tpu:0'"),
+    (["--ctx", "gpu:0"], "gpu:0 asked for but this MXNet sees 0 GPU(s)"),
+    (["--lr-schedule", "linear"], "invalid choice: 'linear'"),
+    (["--resume"], "--resume needs --out RUN_DIR"),
+])
+def test_bad_train_options(cli, args, message):
+    result = cli("train", *args, "--no-progress")
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_data_lists_where_it_looked(cli, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    result = cli("train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "holds only part of Fashion-MNIST" in result.stderr
+    assert "apt-get install dataset-fashion-mnist" in result.stderr
+
+
+def _options(command):
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    return {a.dest: a for a in sub._actions}
+
+
+def test_train_offers_every_recipe_field_with_its_help_and_leaves_defaults_to_the_config():
+    # One place to add a knob: TrainConfig.  The class count is the data's.
+    options = _options("train")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "num_classes":
+            assert f.name not in options
+            continue
+        action = options[f.name]
+        assert action.help.startswith(f.metadata["help"])
+        assert action.default is None  # so --resume can tell "given" from the run's value
+    assert options["lr"].option_strings == ["--lr"]
+    assert options["random_erasing"].option_strings == ["--random-erasing"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict", "shapes"])
+def test_the_architecture_options_are_the_configs(command):
+    options = _options(command)
+    assert options["depth"].choices == [18, 34, 50, 101, 152]
+    assert options["small_input"].option_strings == ["--small-input"]
+    if command != "evaluate":
+        assert options["num_classes"].option_strings == ["--classes"]
+    if command != "shapes":  # overrides of a run's config.json: None when not given
+        assert {options[k].default for k in ("depth", "small_input", "resize")} == {None}
+
+
+def test_the_config_rejects_what_the_command_line_rejects():
+    parser = build_parser()
+    for args, field, value in [(["--momentum", "1.5"], "momentum", 1.5),
+                               (["--checkpoint-every", "-1"], "checkpoint_every", -1),
+                               (["--label-smoothing", "1"], "label_smoothing", 1.0)]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", *args])
+        with pytest.raises(ValueError, match=f"{field} must be"):
+            TrainConfig(**{field: value})

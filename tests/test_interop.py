@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
+from common import resnet18_like
 from notebook import Residual as NotebookResidual
 from notebook import notebook_net
 from resnet_gluon import Residual, build_resnet18, copy_weights
@@ -25,13 +26,7 @@ def _pair(residual):
     """The book's net with ``residual`` blocks, and ours holding the same weights."""
     X = nd.random.uniform(shape=(4, 1, 96, 96))
     book = notebook_net(residual)
-    book.initialize(mx.init.Xavier())
-    book(X)
-    ours = build_resnet18()
-    ours.initialize()
-    ours(X)
-    copy_weights(book, ours)
-    return book, ours, X
+    return book, resnet18_like(book, X), X
 
 
 @pytest.mark.parametrize("residual", [NotebookResidual, d2lzh.Residual],

@@ -5,6 +5,7 @@ import pytest
 from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
+from common import resnet18_like
 from resnet_gluon import (RESNET_SPEC, Bottleneck, Residual, build_resnet, build_resnet18,
                           copy_weights, count_parameters, layer_shapes, resnet_block)
 
@@ -163,12 +164,7 @@ def _train_step_output(net, X):
 def test_hybridize_matches_imperative(train_mode):
     X = nd.random.uniform(shape=(4, 1, 96, 96))
     ref = build_resnet18()
-    ref.initialize(mx.init.Xavier())
-    ref(X)
-    hyb = build_resnet18()
-    hyb.initialize()
-    hyb(X)
-    copy_weights(ref, hyb)
+    hyb = resnet18_like(ref, X)
     hyb.hybridize(static_alloc=True, static_shape=True)
     if train_mode:
         expected, got = _train_step_output(ref, X), _train_step_output(hyb, X)

@@ -7,13 +7,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from common import TEN_SHAPES
+
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 NOTEBOOK = os.path.join(EXAMPLES, "resnet_chapter.ipynb")
 REFRESH = "jupyter nbconvert --to notebook --execute --inplace examples/resnet_chapter.ipynb"
 
-TEN_SHAPES = ["(1, 64, 112, 112)", "(1, 64, 112, 112)", "(1, 64, 112, 112)", "(1, 64, 56, 56)",
-              "(1, 64, 56, 56)", "(1, 128, 28, 28)", "(1, 256, 14, 14)", "(1, 512, 7, 7)",
-              "(1, 512, 1, 1)", "(1, 10)"]
 
 
 def _text(output):

@@ -1,22 +1,15 @@
 """INT8 inference: quantize_net calibrated on real training images, as an API and CLI options."""
 import json
-import os
 import re
-import subprocess
-import sys
 
 import mxnet as mx
 import numpy as np
 import pytest
 
 from resnet_gluon.data import load_fashion_mnist, resize_batch
-from resnet_gluon.export import export_symbol, load_trained
+from resnet_gluon.export import export_symbol
 from resnet_gluon.quantize import agreement, calibration_images, quantize
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "resnet_gluon", *args], capture_output=True,
-                          text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="2"))
+from resnet_gluon.run import load_trained
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +72,8 @@ def test_bad_calibration_input(nets):
         quantize(net, mx.nd.zeros((2, 1, 96, 96)), calib_mode="minmax")
 
 
-def test_evaluate_and_export_int8_from_the_command_line(trained_run, tmp_path):
-    result = _cli("evaluate", "--params", str(trained_run / "model.params"), "--int8",
+def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_path):
+    result = cli("evaluate", "--params", str(trained_run / "model.params"), "--int8",
                   "--calib-images", "64", "--limit-test", "300")
     assert result.returncode == 0, result.stderr
     fp32 = float(re.search(r"^test acc (\S+) \(300 images", result.stdout, re.M).group(1))
@@ -88,10 +81,10 @@ def test_evaluate_and_export_int8_from_the_command_line(trained_run, tmp_path):
                       r"\(calibrated on 64 training images\)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(2)) >= 0.9 and abs(float(match.group(1)) - fp32) <= 0.05
-    result = _cli("export", "--params", str(trained_run / "model.params"), "--int8",
+    result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
                   "--calib-images", "64", "--out", str(tmp_path / "q"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "q-symbol.json").exists() and (tmp_path / "q-0000.params").exists()
-    result = _cli("export", "--params", str(trained_run / "model.params"), "--int8",
+    result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
                   "--format", "onnx", "--out", str(tmp_path / "q"))
     assert result.returncode == 2 and "--int8 exports as an MXNet symbol only" in result.stderr

@@ -1,27 +1,24 @@
 """setup.py's requirements: the numpy pin, and the route for CUDA builds of MXNet."""
 import os
-import subprocess
-import sys
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _requires(tmp_path, **env):
-    subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path)],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120,
-                   env={**os.environ, **env})
+def _requires(cli, tmp_path, **env):
+    result = cli.python("setup.py", "-q", "egg_info", "--egg-base", str(tmp_path), cwd=ROOT,
+                        timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
     with open(tmp_path / "resnet_gluon.egg-info" / "requires.txt", encoding="utf-8") as f:
         return f.read().split("\n\n")[0].split()
 
 
-def test_pins_numpy_below_1_24_and_mxnet_1_x(tmp_path):
-    assert sorted(_requires(tmp_path)) == ["matplotlib>=3.3", "mxnet<2,>=1.9",
+def test_pins_numpy_below_1_24_and_mxnet_1_x(cli, tmp_path):
+    assert sorted(_requires(cli, tmp_path)) == ["matplotlib>=3.3", "mxnet<2,>=1.9",
                                            "numpy<1.24,>=1.17", "tqdm>=4.40"]
 
 
-def test_cuda_users_can_leave_the_cpu_wheel_out(tmp_path):
-    assert sorted(_requires(tmp_path, RESNET_GLUON_NO_MXNET="1")) == [
+def test_cuda_users_can_leave_the_cpu_wheel_out(cli, tmp_path):
+    assert sorted(_requires(cli, tmp_path, RESNET_GLUON_NO_MXNET="1")) == [
         "matplotlib>=3.3", "numpy<1.24,>=1.17", "tqdm>=4.40"]
 
 

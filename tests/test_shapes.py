@@ -5,21 +5,10 @@ import mxnet as mx
 import pytest
 from mxnet import nd
 
+from common import CELL_8
+from notebook import notebook_net
 from resnet_gluon import (build_resnet, build_resnet18, count_parameters, format_shapes,
                           layer_shapes, print_shapes, shapes)
-
-CELL_8 = """\
-conv0 output shape:\t (1, 64, 112, 112)
-batchnorm0 output shape:\t (1, 64, 112, 112)
-relu0 output shape:\t (1, 64, 112, 112)
-pool0 output shape:\t (1, 64, 56, 56)
-hybridsequential0 output shape:\t (1, 64, 56, 56)
-hybridsequential1 output shape:\t (1, 128, 28, 28)
-hybridsequential2 output shape:\t (1, 256, 14, 14)
-hybridsequential3 output shape:\t (1, 512, 7, 7)
-pool1 output shape:\t (1, 512, 1, 1)
-dense0 output shape:\t (1, 10)
-"""
 
 
 def test_print_shapes_prints_cell_8(capsys):
@@ -46,7 +35,6 @@ def test_a_shape_tuple_is_enough_and_the_default_is_the_notebooks():
 
 
 def test_works_on_the_notebooks_own_net():
-    from notebook import notebook_net
     net = notebook_net()
     net.initialize()
     shapes = [s for _, s in layer_shapes(net, (1, 1, 224, 224))]

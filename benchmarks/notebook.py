@@ -1,7 +1,8 @@
 """The seed notebook's own code (d2l-zh 5.11 cells 1-7), kept as the book wrote it.
 
-Tests build this net and copy its weights into ours to show the two compute
-the same numbers.  Comments translated; the code is the notebook's.
+The book-pipeline and throughput benchmarks run this net as the book does;
+the tests copy its weights into ours to show the two compute the same
+numbers.  Comments translated; the code is the notebook's.
 """
 from mxnet import nd
 from mxnet.gluon import nn

@@ -1,0 +1,188 @@
+"""Checkpoints that survive a kill at any moment: atomic writes, SHA-256 checks, save/load/find.
+
+A checkpoint is a directory ``RUN_DIR/checkpoints/ckpt-EEEE-SSSSSS`` (epoch,
+step) holding ``net.params``, ``trainer.states`` and ``state.json``: the
+loop's position, its metrics so far, the config and the SHA-256 of both
+binary files.  It is built under a temporary name and renamed into place, so
+a reader sees a whole checkpoint or none; :func:`load_checkpoint` checks every
+file against its recorded digest before anyone trusts it.
+"""
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from mxnet import gluon
+
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "atomic_write", "atomic_write_text", "sha256",
+           "save_checkpoint", "load_checkpoint", "find_checkpoints",
+           "latest_valid_checkpoint", "remove_unfinished_checkpoints"]
+
+CHECKPOINT_DIR = "checkpoints"
+_PREFIX = "ckpt-"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated, corrupt or from another run."""
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write ``path`` through ``write(tmp_path)``, fsync, then rename over ``path``.
+
+    A reader sees either the old file or the whole new one, never a torn one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """:func:`atomic_write` of a UTF-8 text."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trainer],
+                    state: Dict[str, Any], keep: int = 2) -> str:
+    """Write a checkpoint directory atomically and drop all but the newest ``keep``.
+
+    Parameters
+    ----------
+    run_dir : str
+    net : mxnet.gluon.Block
+    trainer : mxnet.gluon.Trainer or None
+        None over the parameter server, where the servers hold the optimizer state.
+    state : dict
+        JSON-able; must hold ``epoch`` and ``step`` (they name the checkpoint).
+    keep : int, default 2
+
+    Returns
+    -------
+    str
+        The checkpoint's path.
+    """
+    root = os.path.join(run_dir, CHECKPOINT_DIR)
+    os.makedirs(root, exist_ok=True)
+    name = f"{_PREFIX}{state['epoch']:04d}-{state['step']:06d}"
+    final = os.path.join(root, name)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=root)
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        net.save_parameters(os.path.join(tmp, "net.params"))
+        files = ["net.params"]
+        if trainer is not None:
+            trainer.save_states(os.path.join(tmp, "trainer.states"))
+            files.append("trainer.states")
+        state = dict(state, files={f: sha256(os.path.join(tmp, f)) for f in files})
+        with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=1)
+        for f in os.listdir(tmp):
+            with open(os.path.join(tmp, f), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if os.path.exists(final):  # the same position again (a resumed run): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in find_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoints(run_dir: str) -> List[str]:
+    """Checkpoint directories of a run, oldest first (unfinished temporaries excluded)."""
+    root = os.path.join(run_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(root):
+        return []
+    return [os.path.join(root, n) for n in sorted(os.listdir(root)) if n.startswith(_PREFIX)]
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Read and verify a checkpoint's ``state.json``; check both files' SHA-256.
+
+    Raises
+    ------
+    CheckpointError
+        A file is missing, truncated or altered; the message names it.
+    """
+    state_file = os.path.join(path, "state.json")
+    try:
+        with open(state_file, encoding="utf-8") as f:
+            state = json.load(f)
+        files = state["files"]
+    except FileNotFoundError:
+        raise CheckpointError(f"{state_file} is missing: the checkpoint is incomplete.") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{state_file} is truncated or corrupt ({err}).") from None
+    for name, digest in files.items():
+        file = os.path.join(path, name)
+        if not os.path.isfile(file):
+            raise CheckpointError(f"{file} is missing: the checkpoint is incomplete.")
+        if sha256(file) != digest:
+            raise CheckpointError(f"{file} is truncated or corrupt (its SHA-256 differs "
+                                  f"from the one recorded when it was written).")
+    return state
+
+
+def latest_valid_checkpoint(run_dir: str, log: Callable[[str], None] = print
+                            ) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """``(path, state)`` of the newest checkpoint that verifies, or None.
+
+    Each newer one that fails :func:`load_checkpoint` is reported to ``log``
+    and passed over.
+    """
+    for path in reversed(find_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as err:
+            log(f"warning: skipping checkpoint {path}: {err}")
+    return None
+
+
+def remove_unfinished_checkpoints(run_dir: str) -> None:
+    """Drop the temporaries of checkpoints a killed run was writing (never a finished one)."""
+    root = os.path.join(run_dir, CHECKPOINT_DIR)
+    for name in os.listdir(root):
+        if name.startswith("." + _PREFIX):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)

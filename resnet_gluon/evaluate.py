@@ -1,0 +1,84 @@
+"""Evaluation: accuracy, per-class accuracy, the confusion matrix, and the report of them.
+
+``evaluate`` runs a net in predict mode over batches; ``format_report`` turns
+its :class:`EvalResult` into the tables ``python -m resnet_gluon evaluate``
+prints.
+"""
+import dataclasses
+from typing import Iterable, List, Sequence, Union
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, nd
+
+from .config import parse_ctx
+
+__all__ = ["EvalResult", "evaluate", "format_report"]
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Accuracy on a data set: overall, per class, and the confusion matrix.
+
+    ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``;
+    ``predictions`` holds the predicted class of every example, in order.
+    """
+
+    accuracy: float
+    per_class: List[float]
+    confusion: np.ndarray
+    predictions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def count(self) -> int:
+        """Examples evaluated."""
+        return int(self.confusion.sum())
+
+
+def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Context], None] = None,
+             num_classes: int = 10, flip: bool = False) -> EvalResult:
+    """Predict-mode accuracy of ``net`` on ``data`` (batches of ``(X, y)``).
+
+    Parameters
+    ----------
+    net : mxnet.gluon.Block
+    data : iterable of (NDArray, NDArray)
+    ctx : str or list of Context, optional
+        Devices to split each batch over (default ``cpu``).
+    num_classes : int, default 10
+    flip : bool, default False
+        Test-time augmentation: average the softmax of each image and of its
+        mirror image (twice the cost; pairs with training on random flips).
+    """
+    ctxs = parse_ctx(ctx)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    predictions = []
+    for X, y in data:
+        xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
+        ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
+        for xp, yp in zip(xs, ys):
+            scores = net(xp)
+            if flip:
+                scores = nd.softmax(scores) + nd.softmax(net(xp.flip(axis=3)))
+            pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
+            predictions.append(pred)
+            np.add.at(confusion, (yp.asnumpy().astype(np.int64), pred), 1)
+    total = confusion.sum()
+    if total == 0:
+        raise ValueError("evaluate got no examples.")
+    per_class = [float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else
+                 float("nan") for i in range(num_classes)]
+    return EvalResult(float(np.trace(confusion) / total), per_class, confusion,
+                      np.concatenate(predictions))
+
+
+def format_report(result: EvalResult, class_names: Sequence[str]) -> str:
+    """Per-class accuracy and the confusion matrix as text, one table after the other."""
+    width = max(len(n) for n in class_names)
+    lines = ["per-class accuracy:"]
+    lines += [f"  {name:<{width}}  {acc:.3f}" for name, acc in zip(class_names, result.per_class)]
+    lines.append("confusion matrix (rows: true class, columns: predicted):")
+    lines.append(" " * (width + 2) + " ".join(f"{n[:7]:>7}" for n in class_names))
+    lines += [f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row)
+              for name, row in zip(class_names, result.confusion)]
+    return "\n".join(lines)

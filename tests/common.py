@@ -1,0 +1,73 @@
+"""What several test files expect, written once: the notebook's output, quick-run options, helpers."""
+import re
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from resnet_gluon import build_resnet18, copy_weights
+
+#: Notebook cell 8's printed output (d2l-zh 5.11), for a net built first in its session.
+CELL_8 = """\
+conv0 output shape:\t (1, 64, 112, 112)
+batchnorm0 output shape:\t (1, 64, 112, 112)
+relu0 output shape:\t (1, 64, 112, 112)
+pool0 output shape:\t (1, 64, 56, 56)
+hybridsequential0 output shape:\t (1, 64, 56, 56)
+hybridsequential1 output shape:\t (1, 128, 28, 28)
+hybridsequential2 output shape:\t (1, 256, 14, 14)
+hybridsequential3 output shape:\t (1, 512, 7, 7)
+pool1 output shape:\t (1, 512, 1, 1)
+dense0 output shape:\t (1, 10)
+"""
+
+#: The ten output shapes of cell 8, in order.
+TEN_SHAPES = [line.split("\t ")[1] for line in CELL_8.splitlines()]
+
+#: What ``shapes`` prints after the table for the notebook's net.
+PARAMS_LINE = ("parameters: 11,186,186 (11,178,378 trainable, 7,808 BatchNorm running "
+               "statistics)\n")
+
+#: The book's epoch line, as ``train_ch5`` prints it.
+LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
+                  r"test acc (\d\.\d{3}), time \d+\.\d sec$")
+
+# Quick runs: the first 1,024 real images at the native 28x28, 16 steps an epoch.
+SMALL = ["--limit-train", "1024", "--limit-test", "256", "--resize", "28", "--batch-size", "64",
+         "--no-progress"]
+# With momentum (optimizer state to resume) and step checkpoints inside epochs.
+QUICK = SMALL + ["--epochs", "3", "--checkpoint-every", "5", "--momentum", "0.9",
+                 "--wd", "5e-4", "--lr", "0.02"]
+
+
+def load_params(path):
+    """A params file as ``{name: numpy array}``."""
+    return {k: v.asnumpy() for k, v in nd.load(str(path)).items()}
+
+
+def assert_same_params(a, b):
+    """Two params files hold the same names and bit-identical values."""
+    pa, pb = load_params(a), load_params(b)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
+
+
+def alive(pid):
+    """Whether a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def resnet18_like(src, X):
+    """Initialise ``src`` (Xavier) on ``X``; return a new ResNet-18 holding the same weights."""
+    src.initialize(mx.init.Xavier())
+    src(X)
+    ours = build_resnet18()
+    ours.initialize()
+    ours(X)
+    copy_weights(src, ours)
+    return ours

@@ -1,0 +1,66 @@
+"""Evaluation: accuracy, per-class accuracy, the confusion matrix, flip TTA, the evaluate command."""
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+from resnet_gluon import build_resnet
+from resnet_gluon.data import BatchIter, load_fashion_mnist
+from resnet_gluon.evaluate import evaluate
+
+
+def test_evaluate_reports_per_class_accuracy_and_confusion():
+    images, labels = load_fashion_mnist("test")
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    result = evaluate(net, BatchIter(images[:300], labels[:300], 100, resize=28))
+    assert result.confusion.shape == (10, 10) and result.count == 300
+    assert result.confusion.sum(axis=1).tolist() == np.bincount(labels[:300], minlength=10).tolist()
+    assert result.accuracy == pytest.approx(np.trace(result.confusion) / 300)
+
+
+def test_flip_test_time_augmentation_averages_an_image_and_its_mirror():
+    images, labels = load_fashion_mnist("test")
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    X = nd.array(images[:200, None], dtype="float32") / 255
+    scores = nd.softmax(net(X)) + nd.softmax(net(X.flip(axis=3)))
+    expected = scores.argmax(axis=1).asnumpy().astype(np.int64)
+    tta = evaluate(net, BatchIter(images[:200], labels[:200], 50, resize=28), flip=True)
+    assert tta.accuracy == pytest.approx(float(np.mean(expected == labels[:200])))
+    # mirroring the test images changes nothing once both views are averaged
+    mirrored = evaluate(net, BatchIter(images[:200, :, ::-1].copy(), labels[:200], 50, resize=28),
+                        flip=True)
+    np.testing.assert_array_equal(mirrored.confusion, tta.confusion)
+
+
+def _section(lines, title, end=None):
+    """The lines after the one starting with ``title``, up to the one starting with ``end``."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(title)) + 1
+    stop = next((i for i, line in enumerate(lines) if end and i >= start and line.startswith(end)),
+                len(lines))
+    return lines[start:stop]
+
+
+def test_evaluate_cli(cli, reference_run):
+    result = cli("evaluate", "--params", str(reference_run / "model.params"),
+                 "--limit-test", "500")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert re.match(r"test acc 0\.\d{4} \(500 images, ResNet-18, resize 28\)$", out[0])
+    per_class = _section(out, "per-class accuracy:", "confusion matrix")
+    assert per_class[0].split()[0] == "t-shirt" and per_class[-1].split()[:2] == ["ankle", "boot"]
+    assert len(per_class) == 10
+    header, *rows = _section(out, "confusion matrix (rows: true class, columns: predicted):")
+    assert header.split()[0] == "t-shirt"
+    rows = [list(map(int, line.split()[-10:])) for line in rows]
+    assert len(rows) == 10 and sum(map(sum, rows)) == 500
+
+
+def test_evaluate_cli_names_an_architecture_mismatch(cli, reference_run, tmp_path):
+    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--depth", "34",
+                 "--limit-test", "10")
+    assert result.returncode == 2
+    assert "does not fit ResNet-34" in result.stderr and "Traceback" not in result.stderr

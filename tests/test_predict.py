@@ -1,0 +1,89 @@
+"""Predict on image files with a net trained for a few steps on real Fashion-MNIST."""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnet_gluon.data import BatchIter
+from resnet_gluon.evaluate import evaluate
+from resnet_gluon.export import export_symbol
+from resnet_gluon.predict import load_model, predict_files, read_image
+from resnet_gluon.run import load_trained
+
+
+def test_predict_on_png_files_agrees_with_evaluate(cli, trained_run, tmp_path, test_images):
+    images, labels = test_images
+    for i in range(100):
+        Image.fromarray(images[i]).save(tmp_path / f"{i:03d}.png")
+    result = cli("predict", "--model", str(trained_run / "model.params"), str(tmp_path), "--json",
+                  "--topk", "2")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [os.path.basename(x["file"]) for x in lines] == [f"{i:03d}.png" for i in range(100)]
+    assert all(len(x["top"]) == 2 and x["top"][0]["probability"] >= x["top"][1]["probability"]
+               for x in lines)
+    net, info = load_trained(str(trained_run / "model.params"))
+    evaluated = evaluate(net, BatchIter(images[:100], labels[:100], 50, resize=96))
+    ours = np.zeros((10, 10), dtype=np.int64)
+    for x, label in zip(lines, labels[:100]):
+        ours[label, info.classes.index(x["top"][0]["class"])] += 1
+    np.testing.assert_array_equal(ours, evaluated.confusion)
+
+
+def test_predict_reads_colour_and_other_sizes(cli, trained_run, tmp_path, test_images):
+    images, _ = test_images
+    gray = images[3]
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.stack([gray] * 3 + [np.full_like(gray, 255)], axis=-1)).save(
+        tmp_path / "rgba.png")
+    Image.fromarray(gray).resize((112, 112), Image.BILINEAR).save(tmp_path / "big.jpg",
+                                                                  quality=95)
+    wide = np.zeros((28, 56), dtype=np.uint8)
+    wide[:, 14:42] = gray
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    for name in ("gray.png", "rgb.png", "rgba.png"):
+        np.testing.assert_array_equal(read_image(str(tmp_path / name)), gray)
+    # padded to 56x56 with its (black) border, then shrunk by area: a quarter of the light
+    padded = read_image(str(tmp_path / "wide.png"))
+    assert padded.shape == (28, 28) and abs(padded.mean() - gray.mean() / 4) < 1
+    big = read_image(str(tmp_path / "big.jpg"))
+    assert big.shape == (28, 28) and np.abs(big.astype(int) - gray).mean() < 12
+    assert (read_image(str(tmp_path / "gray.png"), invert=True) == 255 - gray).all()
+    net, info = load_model(str(trained_run / "model.params"))
+    predictions, errors = predict_files(net, info, [str(tmp_path / n) for n in
+                                                    ("gray.png", "rgb.png", "rgba.png")])
+    assert not errors and len({p.top[0][0] for p in predictions}) == 1
+
+
+def test_predict_names_bad_files_and_labels_the_rest(cli, trained_run, tmp_path, test_images):
+    images, _ = test_images
+    Image.fromarray(images[0]).save(tmp_path / "good.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    files = [str(tmp_path / n) for n in ("good.png", "notes.png", "missing.png", "empty.jpg")]
+    result = cli("predict", "--model", str(trained_run / "model.params"), *files)
+    assert result.returncode == 1
+    out = result.stdout.splitlines()
+    assert len(out) == 1 and out[0].startswith(files[0] + ": ")
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 3 and "Traceback" not in result.stderr
+    for name, line in zip(("notes.png", "missing.png", "empty.jpg"), errors):
+        assert line.startswith("resnet-gluon predict: error: ") and name in line
+
+
+def test_predict_with_an_exported_symbol_model(cli, trained_run, tmp_path, test_images):
+    images, _ = test_images
+    Image.fromarray(images[5]).save(tmp_path / "x.png")
+    net, info = load_trained(str(trained_run / "model.params"))
+    export_symbol(net, str(tmp_path / "m"), info)
+    by_params = cli("predict", "--model", str(trained_run / "model.params"), str(tmp_path / "x.png"))
+    by_symbol = cli("predict", "--model", str(tmp_path / "m"), str(tmp_path / "x.png"))
+    assert by_params.returncode == by_symbol.returncode == 0, by_symbol.stderr
+    assert by_params.stdout.split(": ")[1].split()[:2] == by_symbol.stdout.split(": ")[1].split()[:2]
+    os.remove(tmp_path / "m-info.json")
+    with pytest.raises(ValueError, match="pass --resize"):
+        load_model(str(tmp_path / "m"))
+    assert load_model(str(tmp_path / "m"), resize=96)[1].resize == 96
