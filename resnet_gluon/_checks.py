@@ -7,6 +7,7 @@ command line (``rule.parse(text)``, which the CLI wraps for argparse), so a
 limit and its wording live in one place.
 """
 import math
+import re
 from numbers import Integral, Real
 from typing import Any, Callable, Iterable, Optional
 
@@ -15,7 +16,7 @@ from mxnet import ndarray
 
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
            "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "check_positive_int",
-           "check_in_channels", "first_uninitialized", "check_input"]
+           "check_in_channels", "first_uninitialized", "mxnet_reason", "check_input"]
 
 
 class Rule:
@@ -114,6 +115,15 @@ def first_uninitialized(params: Iterable, need_data: bool = False) -> Optional[A
         except (RuntimeError, DeferredInitializationError):
             return p
     return None
+
+
+def mxnet_reason(err: Exception) -> str:
+    """The one line of an MXNet error that says what went wrong (not its C++ trace)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(err).__name__
+    last = re.sub(r"^\w*Error: ", "", last)
+    match = re.match(r"Check failed: .*?\)\s*:\s*(.+)", last)
+    return match.group(1) if match else last
 
 
 def check_input(x, expected_channels: int, dtype: Optional[np.dtype], what: str) -> None:

@@ -7,6 +7,7 @@ binary files.  It is built under a temporary name and renamed into place, so
 a reader sees a whole checkpoint or none; :func:`load_checkpoint` checks every
 file against its recorded digest before anyone trusts it.
 """
+import errno
 import hashlib
 import json
 import os
@@ -14,14 +15,20 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import mxnet as mx
 from mxnet import gluon
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointError", "atomic_write", "atomic_write_text", "sha256",
+from ._checks import mxnet_reason
+
+__all__ = ["CHECKPOINT_DIR", "CheckpointError", "atomic_write", "atomic_write_text", "write_error",
+           "sha256",
            "save_checkpoint", "load_checkpoint", "find_checkpoints",
            "latest_valid_checkpoint", "remove_unfinished_checkpoints"]
 
 CHECKPOINT_DIR = "checkpoints"
 _PREFIX = "ckpt-"
+# What fit's resume reads from state.json besides the files' digests.
+_STATE_KEYS = ("epoch", "step", "partial", "history", "config")
 
 
 class CheckpointError(RuntimeError):
@@ -32,21 +39,46 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write ``path`` through ``write(tmp_path)``, fsync, then rename over ``path``.
 
     A reader sees either the old file or the whole new one, never a torn one.
+
+    Raises
+    ------
+    OSError
+        The file could not be written (no space, a read-only directory, ...):
+        ``filename`` is ``path``, never the temporary, and the old file is intact.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        _fsync_dir(directory)
+    except BaseException as err:
+        error = write_error(err, path)  # first: the free space, before the clean-up
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise
-    _fsync_dir(directory)
+        raise error from None
+
+
+def write_error(err: BaseException, path: str) -> BaseException:
+    """``err`` met while writing ``path``, as an ``OSError`` that names ``path``.
+
+    MXNet reports a full disk as "FileStream.Write incomplete", with no path
+    and no cause; the free space tells which it was.  Errors that are not
+    about writing are returned as they are.
+    """
+    if isinstance(err, mx.base.MXNetError):
+        directory = os.path.dirname(os.path.abspath(path))
+        if shutil.disk_usage(directory).free < 64 << 20:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return OSError(errno.EIO, f"MXNet could not write it ({mxnet_reason(err)})", path)
+    if isinstance(err, OSError) and err.errno is not None:
+        return OSError(err.errno, err.strerror, path)
+    return err
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -100,12 +132,12 @@ def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trai
         The checkpoint's path.
     """
     root = os.path.join(run_dir, CHECKPOINT_DIR)
-    os.makedirs(root, exist_ok=True)
     name = f"{_PREFIX}{state['epoch']:04d}-{state['step']:06d}"
-    final = os.path.join(root, name)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=root)
-    os.chmod(tmp, 0o777 & ~_umask())
+    final, tmp = os.path.join(root, name), None
     try:
+        os.makedirs(root, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=root)
+        os.chmod(tmp, 0o777 & ~_umask())
         net.save_parameters(os.path.join(tmp, "net.params"))
         files = ["net.params"]
         if trainer is not None:
@@ -122,9 +154,11 @@ def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trai
             shutil.rmtree(final)
         os.rename(tmp, final)
         _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    except BaseException as err:
+        error = write_error(err, final)  # first: the free space, before the clean-up
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise error from None
     for old in find_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -151,6 +185,9 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         with open(state_file, encoding="utf-8") as f:
             state = json.load(f)
         files = state["files"]
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
     except FileNotFoundError:
         raise CheckpointError(f"{state_file} is missing: the checkpoint is incomplete.") from None
     except (ValueError, KeyError, TypeError) as err:
@@ -183,6 +220,6 @@ def latest_valid_checkpoint(run_dir: str, log: Callable[[str], None] = print
 def remove_unfinished_checkpoints(run_dir: str) -> None:
     """Drop the temporaries of checkpoints a killed run was writing (never a finished one)."""
     root = os.path.join(run_dir, CHECKPOINT_DIR)
-    for name in os.listdir(root):
+    for name in os.listdir(root) if os.path.isdir(root) else []:
         if name.startswith("." + _PREFIX):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)

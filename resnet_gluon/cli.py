@@ -5,15 +5,18 @@ and prints what they return.  Nothing here is needed from a script.
 """
 import argparse
 import dataclasses
+import errno
+import inspect
 import json
 import os
 import sys
 import time
+import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from ._checks import POSITIVE_INT, POSITIVE_NUMBER, Rule
-from .config import ARCHITECTURE, TrainConfig, option_fields, parse_ctx
+from .config import ARCHITECTURE, KVSTORES, TrainConfig, option_fields, parse_ctx
 from .model import build_resnet
 from .shapes import count_parameters, format_shapes, layer_shapes
 
@@ -72,19 +75,33 @@ def _add_config_options(parser, names: Optional[Sequence[str]] = None,
         parser.add_argument(_flag(f), **kwargs)
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def _architecture(args: argparse.Namespace) -> Dict[str, Any]:
     """The architecture options given (the others None): overrides of a run's config.json."""
     return {name: getattr(args, name, None) for name in ARCHITECTURE}
 
 
-def _weights_command(sub, name: str, architecture: Sequence[str], **texts
-                     ) -> argparse.ArgumentParser:
+def _command(sub, name: str, func, help: str, more: str = "") -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, which runs ``func(args)``; ``func``'s
+    docstring (and ``more``) is the command's ``--help`` description."""
+    parser = sub.add_parser(name, help=help,
+                            description=" ".join(inspect.cleandoc(func.__doc__).split()) + more)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser:
     """A subcommand that loads a run's weights: --params, --data-dir, INT8, and the
     architecture options, which override what the run's config.json says."""
-    parser = sub.add_parser(name, **texts)
+    parser = _command(sub, name, func, help, " Depth, classes, small-input and resize come "
+                      "from config.json beside the params when it is there, else from the "
+                      "options.")
     parser.add_argument("--params", required=True, help=_PARAMS_HELP)
     parser.add_argument("--data-dir", help=_DATA_HELP)
-    _add_config_options(parser, architecture)
+    _add_config_options(parser, ARCHITECTURE)
     parser.add_argument("--int8", action="store_true",
                         help="quantize to INT8 first (oneDNN, calibrated on training images)")
     parser.add_argument("--calib-images", type=_typed(POSITIVE_INT), default=512, metavar="N",
@@ -114,17 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- shapes
 
 def _add_shapes(sub) -> None:
-    p = sub.add_parser(
-        "shapes", help="print each layer's output shape, as notebook cell 8 does",
-        description="Run a random batch through the net's top-level layers and print "
-                    "each output shape as notebook cell 8 does, then the parameter count.")
+    p = _command(sub, "shapes", _cmd_shapes,
+                 help="print each layer's output shape, as notebook cell 8 does")
     p.add_argument("--input", type=_input_shape, default=(1, 1, 224, 224),
                    metavar="N,C,H,W", help="input shape (default: 1,1,224,224)")
     _add_config_options(p, ("depth", "num_classes", "small_input"), defaults=True)
-    p.set_defaults(func=_cmd_shapes)
 
 
 def _cmd_shapes(args: argparse.Namespace) -> int:
+    """Run a random batch through the net's top-level layers and print each output shape as
+    notebook cell 8 does, then the parameter count.
+    """
     net = build_resnet(args.depth, args.num_classes, small_input=args.small_input)
     net.initialize()
     print(format_shapes(layer_shapes(net, args.input)))
@@ -133,56 +150,78 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
           f"{total - trainable:,} BatchNorm running statistics)")
     return 0
 
+
 # --------------------------------------------------------------------------- train
 
 def _add_train(sub) -> None:
-    p = sub.add_parser(
-        "train", help="train on Fashion-MNIST (the book's recipe by default)",
-        description="Train a ResNet on the real Fashion-MNIST. With no options: the book's "
-                    "recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).")
+    p = _command(sub, "train", _cmd_train,
+                 help="train on Fashion-MNIST (the book's recipe by default)")
     _add_config_options(p.add_argument_group(
         "recipe (saved in RUN_DIR/config.json; on --resume, taken from there unless given)"),
         _RECIPE)
-    p.add_argument("--data-dir", help=_DATA_HELP)
+    p.add_argument("--data-dir", help=_DATA_HELP + " (on --resume, the run's)")
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest valid checkpoint")
-    p.add_argument("--ctx", default="cpu:0",
-                   help="devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1 (cpu:0)")
-    p.add_argument("--kvstore", default="device",
-                   help="gradient aggregation: device, local, dist_sync (device)")
+    p.add_argument("--ctx", help="devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1 "
+                                 "(cpu:0; on --resume, the run's)")
+    p.add_argument("--kvstore", choices=KVSTORES,
+                   help="gradient aggregation (device; dist_* through 'launch')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-hybridize", action="store_true",
                    help="run imperatively (slower; for debugging)")
-    p.set_defaults(func=_cmd_train)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_data_fashion_mnist
+#: Settings of ``train`` outside the recipe, recorded in config.json: (option, default).
+_RUN_SETTINGS = {"ctx": "cpu:0", "kvstore": "device", "data_dir": None}
+#: Those a resumed run must keep: another device split or store changes the numbers.
+_FIXED_ON_RESUME = ("ctx", "kvstore")
+
+
+def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, Any]]:
+    """The recipe and the run settings: given options over the run's saved ones (on
+    --resume) over the defaults."""
     from .run import CONFIG_FILE, read_config
-    from .train import fit, make_kvstore
 
-    values = TrainConfig().to_dict()
+    values, settings = TrainConfig().to_dict(), dict(_RUN_SETTINGS)
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
         if not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
             raise ValueError(f"--resume: {os.path.join(args.out, CONFIG_FILE)} not found; is "
                              f"{args.out} a run directory? Start a new run without --resume.")
-        values.update({k: v for k, v in read_config(args.out).items() if k in values})
+        saved = read_config(args.out)
+        values.update({k: v for k, v in saved.items() if k in values})
+        settings.update({k: v for k, v in saved.items() if k in settings})
+        for key in _FIXED_ON_RESUME:
+            given = getattr(args, key)
+            if given is not None and given != settings[key]:
+                raise ValueError(
+                    f"the run in {args.out} was trained with --{key} {settings[key]}; resuming "
+                    f"with --{key} {given} would not reproduce it. Leave --{key} out.")
     values.update({k: getattr(args, k) for k in _RECIPE if getattr(args, k) is not None})
-    config = TrainConfig.from_dict(values)
-    ctxs = parse_ctx(args.ctx)
+    settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
+    return TrainConfig.from_dict(values), settings
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a ResNet on the real Fashion-MNIST. With no options: the book's recipe (lr
+    0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).
+    """
+    from .data import load_data_fashion_mnist
+    from .train import fit, make_kvstore
+
+    config, settings = _train_settings(args)
+    ctxs = parse_ctx(settings["ctx"])
     out = args.out or os.path.join(
         "runs", f"resnet{config.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-    kvstore, part_index, num_parts = make_kvstore(args.kvstore)
+    kvstore, part_index, num_parts = make_kvstore(settings["kvstore"])
     if config.batch_size % num_parts:
         raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
                          f"{num_parts} workers; use a multiple of {num_parts}.")
     train_iter, test_iter = load_data_fashion_mnist(
-        config.batch_size // num_parts, resize=config.resize, root=args.data_dir,
+        config.batch_size // num_parts, resize=config.resize, root=settings["data_dir"],
         limit_train=config.limit_train, limit_test=config.limit_test,
         augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index,
         erase=config.random_erasing)
@@ -192,30 +231,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"training ResNet-{config.depth} on {', '.join(str(c) for c in ctxs)}"
               f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
               flush=True)
+    args.out = out  # for the --resume hint if the run is interrupted
     fit(net, train_iter, test_iter, config, ctx=ctxs, kvstore=kvstore, run_dir=out,
         resume=args.resume, progress=not args.no_progress, hybridize=not args.no_hybridize,
         log=lambda line: print(line if part_index == 0 else f"[worker {part_index}] {line}",
                                flush=True),
-        extra_config={"ctx": args.ctx, "kvstore": args.kvstore, "data_dir": args.data_dir})
+        extra_config=settings)
     return 0
+
 
 # --------------------------------------------------------------------------- evaluate
 
 def _add_evaluate(sub) -> None:
-    p = _weights_command(
-        sub, "evaluate", ("depth", "small_input", "resize"),
-        help="test accuracy, per-class accuracy and the confusion matrix",
-        description="Evaluate saved weights on the Fashion-MNIST test set. Depth, "
-                    "small-input and resize come from config.json beside the params "
-                    "when it is there, else from the options.")
+    p = _weights_command(sub, "evaluate", _cmd_evaluate,
+                         help="test accuracy, per-class accuracy and the confusion matrix")
     _add_config_options(p, ("batch_size", "limit_test"), defaults=True)
     p.add_argument("--ctx", default="cpu:0")
     p.add_argument("--tta", action="store_true",
                    help="also average over each image's mirror image (test-time augmentation)")
-    p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate saved weights on the Fashion-MNIST test set.
+    """
     from .data import BatchIter, load_fashion_mnist
     from .evaluate import evaluate, format_report
     from .quantize import agreement
@@ -225,7 +263,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
-    net, info = load_trained(args.params, ctx=ctxs, **_architecture(args))
+    net, info = load_trained(args.params, ctx=ctxs, log=_warn, **_architecture(args))
     net.hybridize(static_alloc=True, static_shape=True)
     images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
@@ -245,30 +283,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_report(result, info.classes))
     return 0
 
+
 # --------------------------------------------------------------------------- export
 
 def _add_export(sub) -> None:
-    p = _weights_command(
-        sub, "export", ARCHITECTURE,
-        help="write the trained net as an MXNet symbol or ONNX model",
-        description="Export RUN_DIR/model.params for serving without this library. Depth, "
-                    "classes, small-input and resize come from config.json beside the "
-                    "params when it is there, else from the options. ONNX export runs the "
-                    "file in onnxruntime on real test images and reports the largest "
-                    "difference from MXNet's output.")
+    p = _weights_command(sub, "export", _cmd_export,
+                         help="write the trained net as an MXNet symbol or ONNX model")
     p.add_argument("--format", choices=["symbol", "onnx"], default="symbol",
                    help="symbol: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx")
     p.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the files")
     p.add_argument("--check-images", type=int, default=256, metavar="N",
                    help="real test images the ONNX check runs (256; 0: no check)")
-    p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    """Export RUN_DIR/model.params for serving without this library. ONNX export runs the
+    file in onnxruntime on real test images and reports the largest difference from MXNet's
+    output.
+    """
     from .export import export_onnx, export_symbol, onnx_max_abs_diff
     from .run import load_trained
 
-    net, info = load_trained(args.params, **_architecture(args))
+    net, info = load_trained(args.params, log=_warn, **_architecture(args))
     if args.int8:
         if args.format != "symbol":
             raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
@@ -292,14 +328,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
           f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit 1e-4)")
     return 0 if ok else 1
 
+
 # --------------------------------------------------------------------------- predict
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser(
-        "predict", help="label image files with a trained net",
-        description="Read PNG/JPEG/BMP files of any size (or the images in directories), "
-                    "turn them into what training saw (gray, 28x28, the run's resize, "
-                    "[0, 1]) and print the top classes of each, one line per image.")
+    p = _command(sub, "predict", _cmd_predict,
+                 help="label image files with a trained net")
     p.add_argument("--model", required=True,
                    help="RUN_DIR/model.params, or the PREFIX of an exported symbol model")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
@@ -309,17 +343,20 @@ def _add_predict(sub) -> None:
     p.add_argument("--invert", action="store_true",
                    help="dark object on a light background (photos): invert the gray levels")
     _add_config_options(p, ARCHITECTURE)
-    p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """Read PNG/JPEG/BMP files of any size (or the images in directories), turn them into
+    what training saw (gray, 28x28, the run's resize, [0, 1]) and print the top classes of
+    each, one line per image.
+    """
     from .predict import image_files, load_model, predict_files
 
     files = image_files(args.images)
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    net, info = load_model(args.model, **_architecture(args))
+    net, info = load_model(args.model, log=_warn, **_architecture(args))
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
         if args.json:
@@ -333,24 +370,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"resnet-gluon predict: error: {message}", file=sys.stderr)
     return 1 if errors else 0
 
+
 # --------------------------------------------------------------------------- launch
 
 def _add_launch(sub) -> None:
-    p = sub.add_parser(
-        "launch", help="run a command on MXNet's parameter server over 127.0.0.1",
-        description="Start a scheduler, SERVERS servers and WORKERS workers on this machine "
-                    "(loopback only) and run 'python -m resnet_gluon COMMAND...' on each "
-                    "worker, e.g.: launch -n 2 -s 1 -- train --kvstore dist_sync --epochs 1. "
-                    "If a worker fails, all processes are stopped.")
+    p = _command(sub, "launch", _cmd_launch,
+                 help="run a command on MXNet's parameter server over 127.0.0.1")
     p.add_argument("-n", "--num-workers", type=_typed(POSITIVE_INT), required=True)
     p.add_argument("-s", "--num-servers", type=_typed(POSITIVE_INT), default=1)
     p.add_argument("--timeout", type=_typed(POSITIVE_NUMBER), default=3600.0,
                    help="seconds before every process is stopped (3600)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    p.set_defaults(func=_cmd_launch)
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
+    """Start a scheduler, SERVERS servers and WORKERS workers on this machine (loopback
+    only) and run 'python -m resnet_gluon COMMAND...' on each worker, e.g.: launch -n 2 -s 1
+    -- train --kvstore dist_sync --epochs 1. If a worker fails, all processes are stopped.
+    """
     from .launch import launch
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -372,10 +409,51 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
         # The library's errors already say what to do; no trace for them.
-        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
+        return _fail(parser, args, 2, str(err))
     except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets
-        parser.exit(1, f"{parser.prog} {args.command}: error: {err}\n")
-    return 1
+        return _fail(parser, args, 1, str(err))
+    except OSError as err:  # a full disk, a read-only directory: name the file and why
+        return _fail(parser, args, 1, _os_error_line(err, args))
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "train" and getattr(args, "out", None):
+            hint = (f"; continue it with: python -m resnet_gluon train --out {args.out} "
+                    f"--resume")
+        return _fail(parser, args, 1, f"interrupted{hint}")
+    except Exception:
+        if os.environ.get("DMLC_ROLE") != "worker":
+            raise
+        traceback.print_exc()  # an unforeseen error: keep its trace, but leave now
+        return _fail(parser, args, 1, "the worker failed (trace above)")
+
+
+def _os_error_line(err: OSError, args: argparse.Namespace) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    line = f"{where}{err.strerror or err}."
+    if err.errno == errno.ENOSPC:
+        line += " Free some space"
+        if args.command == "train":
+            line += (f", then continue with --resume: the last checkpoint is kept "
+                     f"(python -m resnet_gluon train --out {args.out} --resume)")
+        line += "."
+    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        line += " Choose a directory you can write to."
+    return line
+
+
+def _fail(parser: argparse.ArgumentParser, args: argparse.Namespace, code: int,
+          message: str) -> int:
+    """Print ``message`` as one error line and end with ``code``.
+
+    A worker of a parameter-server job leaves at once: MXNet's own shutdown
+    would wait for peers that will never come, and the launcher must see the
+    failure to stop the others.
+    """
+    print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr, flush=True)
+    if os.environ.get("DMLC_ROLE") == "worker":
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

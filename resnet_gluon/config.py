@@ -7,6 +7,7 @@ flag; ``resnet_gluon.cli`` builds its options from them, so a new knob is
 added here and nowhere else.  :func:`parse_ctx` reads device lists.
 """
 import dataclasses
+from numbers import Integral
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
@@ -15,11 +16,20 @@ from ._checks import (ANY_INT, FRACTION, NONNEGATIVE_INT, NONNEGATIVE_NUMBER, PO
                       POSITIVE_NUMBER, PROBABILITY, Rule)
 from .model import RESNET_SPEC
 
-__all__ = ["TrainConfig", "ARCHITECTURE", "RESUME_MAY_DIFFER", "option_fields", "parse_ctx"]
+__all__ = ["TrainConfig", "ARCHITECTURE", "KVSTORES", "RESIZE", "RESUME_MAY_DIFFER",
+           "option_fields", "parse_ctx"]
 
 #: The fields that decide the net's architecture and input, shared by the
 #: commands that load a trained net (evaluate, export, predict, shapes).
 ARCHITECTURE = ("depth", "num_classes", "small_input", "resize")
+
+#: Input sides a net can learn from: below 8 pixels a ResNet sees nothing; above 512 one
+#: batch's first activations pass MXNet's 2**31-element limit.
+RESIZE = Rule("an integer from 8 to 512 (28: native, 96: the book's)", Integral,
+              lambda v: 8 <= v <= 512)
+
+#: MXNet's kvstore types for one machine's devices and for the parameter server.
+KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
 
 #: Fields a resumed run may change without losing exactness.
 RESUME_MAY_DIFFER = frozenset({"keep_checkpoints"})
@@ -80,7 +90,7 @@ class TrainConfig:
     lr: float = _knob(0.05, "peak learning rate", POSITIVE_NUMBER)
     batch_size: int = _knob(256, "batch size", POSITIVE_INT)
     epochs: int = _knob(5, "epochs", POSITIVE_INT)
-    resize: int = _knob(96, "input side; 28 = native", POSITIVE_INT)
+    resize: int = _knob(96, "input side, 8 to 512; 28 = native", RESIZE)
     momentum: float = _knob(0.0, "SGD momentum", FRACTION)
     wd: float = _knob(0.0, "weight decay", NONNEGATIVE_NUMBER)
     lr_schedule: str = _knob("constant", "learning rate schedule",

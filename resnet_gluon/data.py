@@ -72,8 +72,9 @@ def find_fashion_mnist(root: Optional[str] = None, download: bool = True) -> str
     Parameters
     ----------
     root : str, optional
-        A directory to look in first.  If it holds some of the files but not
-        all, that is an error of its own rather than a silent fall-back.
+        The directory to use: it must exist and hold all four files (nothing
+        else is searched, nothing downloaded).  Without it, the
+        :func:`candidate_dirs` are searched in order.
     download : bool, default True
         When no directory has the files, ask Gluon's downloader to fill
         ``$MXNET_HOME/datasets/fashion-mnist``.
@@ -86,14 +87,22 @@ def find_fashion_mnist(root: Optional[str] = None, download: bool = True) -> str
     looked = candidate_dirs(root)
     names = [n for imgs, labels, _ in FILES.values() for n in (imgs, labels)]
     if root:
-        present = [n for n in names if os.path.isfile(os.path.join(looked[0], n))]
-        # A half-filled directory of the user's is a problem to report, not
-        # to paper over with another copy of the data found elsewhere.
-        if present and len(present) < len(names):
-            missing = [n for n in names if n not in present]
+        # A directory the user names is the one to use: never another copy of
+        # the data found elsewhere in its place.
+        if not os.path.isdir(looked[0]):
+            what = "is not a directory" if os.path.exists(looked[0]) else "does not exist"
             raise FileNotFoundError(
-                f"{root} holds only part of Fashion-MNIST: missing {', '.join(missing)}.\n"
+                f"the data directory {root} {what}. Name the directory that holds the four "
+                f"Fashion-MNIST .gz files, or leave --data-dir out to search the usual "
+                f"places.\n" + _HOW_TO_GET)
+        missing = [n for n in names if not os.path.isfile(os.path.join(looked[0], n))]
+        if missing:
+            part = "only part of Fashion-MNIST" if len(missing) < len(names) else \
+                "no Fashion-MNIST files"
+            raise FileNotFoundError(
+                f"{root} holds {part}: missing {', '.join(missing)}.\n"
                 + _HOW_TO_GET)
+        return looked[0]
     for directory in looked:
         if _has_all(directory):
             return directory

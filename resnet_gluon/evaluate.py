@@ -62,7 +62,7 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
                 scores = nd.softmax(scores) + nd.softmax(net(xp.flip(axis=3)))
             pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
             predictions.append(pred)
-            np.add.at(confusion, (yp.asnumpy().astype(np.int64), pred), 1)
+            np.add.at(confusion, (_labels(yp, num_classes), pred), 1)
     total = confusion.sum()
     if total == 0:
         raise ValueError("evaluate got no examples.")
@@ -70,6 +70,18 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
                  float("nan") for i in range(num_classes)]
     return EvalResult(float(np.trace(confusion) / total), per_class, confusion,
                       np.concatenate(predictions))
+
+
+def _labels(y: nd.NDArray, num_classes: int) -> np.ndarray:
+    """The batch's labels as class indices, refusing any a class count cannot hold."""
+    raw = y.asnumpy()
+    labels = raw.astype(np.int64)
+    bad = raw[(labels != raw) | (labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise ValueError(f"evaluate got the label {bad[0]:g}, but the net has {num_classes} "
+                         f"classes, labelled 0 to {num_classes - 1}. Check the data, or pass "
+                         f"the num_classes the net was built with.")
+    return labels
 
 
 def format_report(result: EvalResult, class_names: Sequence[str]) -> str:

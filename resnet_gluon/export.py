@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from typing import List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
+from ._checks import mxnet_reason
 from .run import ModelInfo, load_trained  # noqa: F401 - load_trained: its 0.1 home
 
 __all__ = ["INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "export_symbol", "load_symbol",
@@ -50,7 +52,7 @@ def export_symbol(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> List[
     list of str
         The files written.
     """
-    directory = os.path.dirname(os.path.abspath(prefix))
+    directory = _check_prefix(prefix)
     os.makedirs(directory, exist_ok=True)
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]
     net.hybridize()
@@ -78,13 +80,39 @@ def load_symbol(prefix: str, ctx: Optional[mx.Context] = None
             raise FileNotFoundError(
                 f"{prefix + suffix}: no such file. An exported model is the prefix of "
                 f"PREFIX-symbol.json and PREFIX-0000.params (python -m resnet_gluon export).")
-    net = gluon.SymbolBlock.imports(prefix + SYMBOL_SUFFIX, ["data"], prefix + PARAMS_SUFFIX,
-                                    ctx=ctx or mx.cpu())
-    info = None
-    if os.path.isfile(prefix + INFO_SUFFIX):
-        with open(prefix + INFO_SUFFIX, encoding="utf-8") as f:
-            info = ModelInfo.from_dict(json.load(f))
+    for suffix, read in ((SYMBOL_SUFFIX, _read_symbol), (PARAMS_SUFFIX, nd.load)):
+        try:  # each file on its own first, so that an error can name it
+            read(prefix + suffix)
+        except (mx.base.MXNetError, ValueError) as err:
+            reason = mxnet_reason(err) if isinstance(err, mx.base.MXNetError) else err
+            raise ValueError(f"{prefix + suffix} is not a file MXNet can read ({reason}): "
+                             f"it is truncated or corrupt. Export the model again.") from None
+    try:
+        with warnings.catch_warnings():  # "Cannot decide type": the input's, known later
+            warnings.simplefilter("ignore", UserWarning)
+            net = gluon.SymbolBlock.imports(prefix + SYMBOL_SUFFIX, ["data"],
+                                            prefix + PARAMS_SUFFIX, ctx=ctx or mx.cpu())
+    except (mx.base.MXNetError, AssertionError, ValueError) as err:
+        raise ValueError(f"{prefix + SYMBOL_SUFFIX} and {prefix + PARAMS_SUFFIX} do not make "
+                         f"one model ({mxnet_reason(err)}). Export the model again.") from None
+    info = ModelInfo.read(prefix + INFO_SUFFIX) if os.path.isfile(prefix + INFO_SUFFIX) \
+        else None
     return net, info
+
+
+def _read_symbol(path: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        json.load(f)  # Python's JSON errors say where; MXNet's can be undecodable bytes
+    mx.sym.load(path)
+
+
+def _check_prefix(prefix: str) -> str:
+    """The directory of a path prefix, after refusing a prefix that names a directory."""
+    if prefix.endswith(os.sep) or os.path.isdir(prefix):
+        raise ValueError(f"--out {prefix} names a directory; give a path prefix such as "
+                         f"{os.path.join(prefix, 'model')} (the files are PREFIX{SYMBOL_SUFFIX}, "
+                         f"PREFIX{PARAMS_SUFFIX}, ...).")
+    return os.path.dirname(os.path.abspath(prefix))
 
 
 def export_onnx(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> str:
@@ -104,7 +132,7 @@ def export_onnx(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> str:
     except (ImportError, AttributeError):
         raise ImportError("ONNX export needs onnx<=1.18.0 (MXNet 1.9 uses onnx.mapping): "
                           "pip install -e \".[onnx]\"") from None
-    directory = os.path.dirname(os.path.abspath(prefix))
+    directory = _check_prefix(prefix)
     os.makedirs(directory, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=directory)
     try:

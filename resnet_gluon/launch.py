@@ -8,7 +8,9 @@ starts one scheduler, ``-s`` servers and ``-n`` workers as processes on
 
 Every process gets a deadline, and a worker that fails (or is killed) brings
 all others down at once, so nothing waits on a peer that is gone and no
-process outlives the launcher.
+process outlives the launcher: SIGTERM, SIGINT or SIGHUP to the launcher is
+passed on to every process it started, and what has not stopped 5 seconds
+later is killed.
 
 For several hosts, start the same roles by hand with the same variables::
 
@@ -24,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Optional, Sequence, TextIO
 
@@ -37,6 +40,32 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+class _Stopped(BaseException):
+    """The launcher was asked to stop (SIGTERM, SIGINT, SIGHUP)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals():
+    """Turn SIGTERM/SIGINT/SIGHUP into :class:`_Stopped`, so that the launcher's
+    clean-up runs (the children are in sessions of their own: no signal reaches
+    them but ours).  Returns the function that puts the old handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    stopping = []
+
+    def stop(signum, frame):
+        if not stopping:  # the first one only: a second must not cut the clean-up short
+            stopping.append(signum)
+            raise _Stopped(signum)
+    old = {sig: signal.signal(sig, stop)
+           for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    return lambda: [signal.signal(sig, handler) for sig, handler in old.items()]
 
 
 def _kill_all(procs: List[subprocess.Popen]) -> None:
@@ -99,6 +128,7 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
     procs: List[subprocess.Popen] = []
     workers: List[subprocess.Popen] = []
     deadline = time.time() + timeout
+    restore = _stop_on_signals()
     try:
         for i, (role, argv) in enumerate(roles):
             env = dict(base, DMLC_ROLE=role)
@@ -133,5 +163,10 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
                       file=log, flush=True)
                 return 124
             time.sleep(0.2)
+    except _Stopped as stop:
+        print(f"launch: got {signal.Signals(stop.signum).name}; stopping every process",
+              file=log, flush=True)
+        return 128 + stop.signum
     finally:
         _kill_all(procs)
+        restore()

@@ -2,14 +2,17 @@
 
 Training saw 28x28 gray Fashion-MNIST images (a light object on a dark
 background), resized to the run's input size and scaled to [0, 1].  A file of
-any size or colour is read as gray, padded to a square with its own border
-colour, shrunk (area) or enlarged (bilinear) to 28x28, then goes through the
+any size or colour is read as gray, shrunk (area) or enlarged (bilinear) to a
+longer side of 28, padded to a square with its own border colour, then goes through the
 very resize of training (:func:`resnet_gluon.data.resize_batch`).  A 28x28
 gray file, such as one written from the Fashion-MNIST test set, is used as is.
 """
 import dataclasses
+import io
 import os
-from typing import List, Optional, Sequence, Tuple
+import struct
+import warnings
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -19,13 +22,18 @@ from .data import resize_batch
 from .export import INFO_SUFFIX, SYMBOL_SUFFIX, load_symbol
 from .run import ModelInfo, load_trained
 
-__all__ = ["IMAGE_EXTENSIONS", "image_files", "read_image", "load_model", "Prediction",
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "image_files", "read_image", "load_model",
+           "Prediction",
            "predict_images", "predict_files"]
 
 #: Extensions picked up when a directory is given.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 _SIDE = 28  # Fashion-MNIST's native size
+
+#: The most pixels an image file may hold (Pillow's MAX_IMAGE_PIXELS guard, tighter:
+#: decoding a 40,000-pixel-square image would take gigabytes).
+MAX_PIXELS = 50_000_000
 
 
 def image_files(paths: Sequence[str]) -> List[str]:
@@ -48,10 +56,14 @@ def image_files(paths: Sequence[str]) -> List[str]:
 def read_image(path: str, invert: bool = False) -> np.ndarray:
     """One image file as a uint8 (28, 28) gray array, as Fashion-MNIST stores them.
 
+    The image is shrunk (area) or enlarged (bilinear) so that its longer side
+    is 28, then padded to a square with its border's colour, the object kept
+    centred.  Shrinking first keeps the work small for any shape of image.
+
     Parameters
     ----------
     path : str
-        A PNG, JPEG or BMP file of any size, gray, RGB or RGBA.
+        A PNG, JPEG or BMP file of any size up to :data:`MAX_PIXELS`, gray, RGB or RGBA.
     invert : bool, default False
         Turn a dark object on a light background (a product photo) into the
         light-on-dark images of Fashion-MNIST.
@@ -59,13 +71,14 @@ def read_image(path: str, invert: bool = False) -> np.ndarray:
     Raises
     ------
     ValueError
-        The file cannot be read or is not an image; the message names it.
+        The file cannot be read, is not an image, or is too large; the message names it.
     """
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as err:
         raise ValueError(f"{path}: cannot read: {err.strerror}") from None
+    _check_size(path, raw)
     try:
         img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
     except mx.base.MXNetError:
@@ -74,27 +87,54 @@ def read_image(path: str, invert: bool = False) -> np.ndarray:
     if img.size == 0:
         raise ValueError(f"{path}: the image is empty")
     h, w = img.shape
-    if h != w:  # pad to a square with the border's colour, keeping the object centred
-        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-        side = max(h, w)
-        square = np.full((side, side), int(np.median(border)), dtype=np.uint8)
-        top, left = (side - h) // 2, (side - w) // 2
-        square[top:top + h, left:left + w] = img
-        img = square
-    if img.shape[0] != _SIDE:
-        interp = 3 if img.shape[0] > _SIDE else 1  # area to shrink, bilinear to enlarge
-        img = mx.image.imresize(nd.array(img[:, :, None], dtype="uint8"), _SIDE, _SIDE,
+    border = int(np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])))
+    side = max(h, w)
+    th, tw = max(1, round(h * _SIDE / side)), max(1, round(w * _SIDE / side))
+    if (th, tw) != (h, w):
+        interp = 3 if side > _SIDE else 1  # area to shrink, bilinear to enlarge
+        img = mx.image.imresize(nd.array(img[:, :, None], dtype="uint8"), tw, th,
                                 interp=interp).asnumpy()[:, :, 0]
+    if (th, tw) != (_SIDE, _SIDE):  # pad to a square with the border's colour, centred
+        square = np.full((_SIDE, _SIDE), border, dtype=np.uint8)
+        top, left = (_SIDE - th) // 2, (_SIDE - tw) // 2
+        square[top:top + th, left:left + tw] = img
+        img = square
     return 255 - img if invert else img
 
 
-def load_model(model: str, ctx: Optional[mx.Context] = None, **overrides
+def _check_size(path: str, raw: bytes) -> None:
+    """Refuse an image whose header promises more than :data:`MAX_PIXELS` pixels,
+    before anything is decoded (a small file can hold a huge image)."""
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
+        # Read here: MXNet's decoder allocates what a PNG header claims even when the
+        # rest of the file is missing, and Pillow does not identify such a file.
+        w, h = struct.unpack(">II", raw[16:24])
+    else:
+        from PIL import Image  # Pillow comes with matplotlib; only the header is read
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                with Image.open(io.BytesIO(raw)) as im:
+                    w, h = im.size
+            except Image.DecompressionBombError:
+                w = h = MAX_PIXELS  # larger still: Pillow refused to go on
+            except Exception:  # not an image Pillow knows: the decoder will say so
+                return
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"{path}: the image is {w}x{h} pixels, more than the "
+                         f"{MAX_PIXELS:,} this reader decodes; shrink it first (the net "
+                         f"sees 28x28).")
+
+
+def load_model(model: str, ctx: Optional[mx.Context] = None,
+               log: Optional[Callable[[str], None]] = None, **overrides
                ) -> Tuple[gluon.HybridBlock, ModelInfo]:
     """A trained net from ``RUN_DIR/model.params`` or an exported ``PREFIX``.
 
     ``overrides`` (depth, num_classes, small_input, resize) go to
-    :func:`resnet_gluon.run.load_trained` for a params file, and replace
-    the info file's values for an exported model.
+    :func:`resnet_gluon.run.load_trained` for a params file (with ``log``),
+    and replace the info file's values for an exported model.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if os.path.isfile(model + SYMBOL_SUFFIX):
@@ -107,7 +147,7 @@ def load_model(model: str, ctx: Optional[mx.Context] = None, **overrides
         info = dataclasses.replace(info, **overrides)
         return net, info
     if os.path.isfile(model):
-        net, info = load_trained(model, ctx=ctx, **overrides)
+        net, info = load_trained(model, ctx=ctx, log=log, **overrides)
         net.hybridize(static_alloc=True)
         return net, info
     raise FileNotFoundError(

@@ -16,6 +16,7 @@ The parts, as d2l's ``train_epoch_ch3``/``train_ch3`` and torchvision's
 :func:`train_one_epoch` (one pass over the data), :func:`fit` (the run:
 set-up, resume, evaluation, checkpoints), :func:`lr_at` (the schedule).
 """
+import contextlib
 import dataclasses
 import math
 import os
@@ -33,7 +34,8 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
 # TrainConfig and evaluate are also importable from here, as in 0.1 and the README.
 from .config import TrainConfig, parse_ctx
 from .evaluate import evaluate
-from .run import MODEL_FILE, check_new_run, remove_unfinished, write_config, write_metrics
+from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
+                  write_config, write_metrics)
 
 __all__ = ["fit", "train_one_epoch", "train_step", "lr_at", "loss_function", "make_kvstore",
            "format_line", "TrainingDiverged"]
@@ -63,7 +65,10 @@ class TrainingDiverged(RuntimeError):
 # --------------------------------------------------------------------------- the parts
 
 def lr_at(config: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of a step (0-based ``epoch`` and ``step``): stateless, so resume is exact."""
+    """The learning rate of a step (0-based ``epoch`` and ``step``).
+
+    Stateless (a function of the position alone), so resume is exact.
+    """
     progress = epoch + step / steps_per_epoch
     if config.warmup_epochs and progress < config.warmup_epochs:
         return config.lr * (progress + 1 / steps_per_epoch) / config.warmup_epochs
@@ -93,9 +98,14 @@ def make_kvstore(kvstore: Union[str, "mx.kvstore.KVStore"]) -> Tuple[Any, int, i
     which shard of the data a worker reads); a local one stays a name for the
     Trainer, which skips it for a single device.
     """
-    kv = mx.kv.create(kvstore) if isinstance(kvstore, str) and kvstore.startswith("dist") \
-        else kvstore
-    return kv, getattr(kv, "rank", 0), getattr(kv, "num_workers", 1)
+    if isinstance(kvstore, str) and kvstore.startswith("dist"):
+        if "DMLC_ROLE" not in os.environ:  # else MXNet fails with a "Check notnull" trace
+            raise ValueError(
+                f"kvstore {kvstore} trains over MXNet's parameter server, which this process "
+                f"is not part of (no DMLC_* variables). Start the job with: python -m "
+                f"resnet_gluon launch -n WORKERS -- train ... (see the README for hosts).")
+        kvstore = mx.kv.create(kvstore)
+    return kvstore, getattr(kvstore, "rank", 0), getattr(kvstore, "num_workers", 1)
 
 
 def format_line(record: Dict[str, Any]) -> str:
@@ -257,24 +267,37 @@ class _Position:
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def _resume_point(run_dir: Optional[str], config: TrainConfig,
-                  log: Callable[[str], None]) -> Tuple[str, Dict[str, Any]]:
-    """The newest valid checkpoint of ``run_dir``, checked to be a run of ``config``."""
-    if run_dir is None:
-        raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
+def _resume_point(run_dir: str, config: TrainConfig, log: Callable[[str], None]
+                  ) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The newest valid checkpoint of ``run_dir``, checked to be a run of ``config``.
+
+    None for a run that ended before its first checkpoint: it starts again
+    from its beginning, with its own options.
+    """
+    if not find_checkpoints(run_dir) and os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+        _check_same_options(TrainConfig.from_dict(
+            {k: v for k, v in read_config(run_dir).items() if k in config.to_dict()}), config)
+        log(f"no checkpoint in {run_dir} yet: the run ended before its first one, so it "
+            f"starts again from its beginning")
+        remove_unfinished(run_dir)
+        return None
     found = latest_valid_checkpoint(run_dir, log)
     if found is None:
         raise CheckpointError(f"no usable checkpoint in {os.path.join(run_dir, CHECKPOINT_DIR)}"
                               f"; start the run again without --resume.")
     remove_unfinished(run_dir)
-    diff = TrainConfig.from_dict(found[1]["config"]).differences(config)
+    _check_same_options(TrainConfig.from_dict(found[1]["config"]), config)
+    return found
+
+
+def _check_same_options(saved: TrainConfig, config: TrainConfig) -> None:
+    diff = saved.differences(config)
     if diff:
         raise CheckpointError(
             "the run was started with other options; resuming with them would not "
             "reproduce it: " + ", ".join(f"{k}: run has {a!r}, now {b!r}"
                                          for k, (a, b) in diff.items())
             + ". Pass the run's options again, or start a new run directory.")
-    return found
 
 
 def _prepare_net(net: gluon.Block, ctxs: List[mx.Context], seed: int,
@@ -398,41 +421,46 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     ctxs = parse_ctx(ctx)
     kv, rank, num_workers = make_kvstore(kvstore)
     dist, writer = num_workers > 1, run_dir is not None and rank == 0
-    if writer and not resume:
-        check_new_run(run_dir)  # starting over would mix this run's files with that one's
-    found = _resume_point(run_dir, config, log) if resume else None
-    _prepare_net(net, ctxs, config.seed, found and found[0], hybridize)
-    trainer = _make_trainer(net, config, kv, dist)
-    if writer:
-        write_config(run_dir, config, extra_config)
-    threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
-    at = _restore(found, trainer, dist, threads, log) if found else _Position()
-    history, steps, loss_fn = at.history, len(train_data), loss_function(config)
-    save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
-                         _AuxSync(net.collect_params(), ctxs, kv), config, threads, history)
-    bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
-    try:
-        for epoch in range(at.epoch, config.epochs):
-            first = epoch == at.epoch
-            sums = train_one_epoch(net, trainer, train_data, loss_fn, ctxs, config, epoch,
-                                   at.sums if first else None, at.step if first else 0,
-                                   num_workers, _on_step(bar, save, config, epoch, steps))
-            save.sync()
-            history.append(_epoch_record(net, test_data, ctxs, config, epoch, steps, sums))
-            bar.clear()
-            log(format_line(history[-1]))
-            bar.refresh()
-            save(epoch + 1, 0, _new_sums())
-            if writer:
-                write_metrics(run_dir, history)
-    except TrainingDiverged as err:
-        err.last_checkpoint = (find_checkpoints(run_dir) or [None])[-1] if run_dir else None
-        raise
-    finally:
-        bar.close()
-    _settle()
-    _save_final(net, run_dir, rank, history)
-    return history
+    if resume and run_dir is None:
+        raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
+    if len(train_data) == 0:
+        raise ValueError("train_data has no batches: nothing to train on. Check the data "
+                         "(and --limit-train).")
+    # The run directory is this process's until fit returns (see RunLock).
+    with claim_run_dir(run_dir, resume) if writer else contextlib.nullcontext():
+        found = _resume_point(run_dir, config, log) if resume else None
+        _prepare_net(net, ctxs, config.seed, found and found[0], hybridize)
+        trainer = _make_trainer(net, config, kv, dist)
+        if writer:
+            write_config(run_dir, config, extra_config)
+        threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
+        at = _restore(found, trainer, dist, threads, log) if found else _Position()
+        history, steps, loss_fn = at.history, len(train_data), loss_function(config)
+        save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
+                             _AuxSync(net.collect_params(), ctxs, kv), config, threads, history)
+        bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
+        try:
+            for epoch in range(at.epoch, config.epochs):
+                first = epoch == at.epoch
+                sums = train_one_epoch(net, trainer, train_data, loss_fn, ctxs, config, epoch,
+                                       at.sums if first else None, at.step if first else 0,
+                                       num_workers, _on_step(bar, save, config, epoch, steps))
+                save.sync()
+                history.append(_epoch_record(net, test_data, ctxs, config, epoch, steps, sums))
+                bar.clear()
+                log(format_line(history[-1]))
+                bar.refresh()
+                save(epoch + 1, 0, _new_sums())
+                if writer:
+                    write_metrics(run_dir, history)
+        except TrainingDiverged as err:
+            err.last_checkpoint = (find_checkpoints(run_dir) or [None])[-1] if run_dir else None
+            raise
+        finally:
+            bar.close()
+        _settle()
+        _save_final(net, run_dir, rank, history)
+        return history
 
 
 class _Checkpointer:

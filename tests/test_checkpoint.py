@@ -2,12 +2,14 @@
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
 
-from common import QUICK, assert_same_params
+from common import QUICK, SMALL, assert_same_params
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
@@ -95,3 +97,70 @@ def test_resume_with_other_options_is_refused(cli, tmp_path, reference_run):
                   "--no-progress")
     assert result.returncode == 1
     assert "lr: run has 0.02, now 0.1" in result.stderr
+
+
+def test_ctrl_c_says_how_to_resume_and_the_run_resumes_from_its_start(cli, tmp_path):
+    # Interrupted in epoch 1, before any checkpoint: the run starts again from its beginning.
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), *SMALL, "--epochs", "1"]
+    proc = cli.popen(*args)
+    deadline = time.time() + 120
+    while not (run / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err and not find_checkpoints(str(run))
+    assert err.strip().splitlines()[-1] == (
+        f"resnet-gluon train: error: interrupted; continue it with: python -m resnet_gluon "
+        f"train --out {run} --resume")
+    result = cli("train", "--out", str(run), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert f"no checkpoint in {run} yet: the run ended before its first one" in result.stdout
+    reference = cli(*args[:2], str(tmp_path / "reference"), *args[3:])
+    assert reference.returncode == 0, reference.stderr
+    assert_same_params(run / "model.params", tmp_path / "reference" / "model.params")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB file system of its own (tmpfs): room for one checkpoint, not two."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_disk):
+    run = small_disk / "run"
+    result = cli("train", "--out", str(run), *SMALL, "--epochs", "2")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == (f"resnet-gluon train: error: {run}/checkpoints/ckpt-0002-000000: No space "
+                    f"left on device. Free some space, then continue with --resume: the last "
+                    f"checkpoint is kept (python -m resnet_gluon train --out {run} --resume).")
+    (kept,) = find_checkpoints(str(run))
+    assert load_checkpoint(kept)["epoch"] == 1
+    assert not [n for n in os.listdir(run / "checkpoints") if n.startswith(".")]
+
+
+def test_a_read_only_directory_is_named(cli, small_disk):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = cli("train", "--out", str(small_disk / "run"), *SMALL)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"error: {small_disk / 'run'}: Read-only file system. Choose a directory you can "
+            f"write to.") in result.stderr
+
+
+def test_a_state_file_without_the_loops_position_is_named(reference_run, tmp_path):
+    ckpt = tmp_path / "ckpt-0003-000000"
+    shutil.copytree(find_checkpoints(str(reference_run))[-1], ckpt)
+    state = json.loads((ckpt / "state.json").read_text())
+    del state["config"], state["history"]
+    (ckpt / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=re.escape(str(ckpt / "state.json"))
+                       + r" is truncated or corrupt \(it lacks history, config\)"):
+        load_checkpoint(str(ckpt))

@@ -61,6 +61,12 @@ def test_version(cli):
     (["--ctx", "gpu:0"], "gpu:0 asked for but this MXNet sees 0 GPU(s)"),
     (["--lr-schedule", "linear"], "invalid choice: 'linear'"),
     (["--resume"], "--resume needs --out RUN_DIR"),
+    (["--kvstore", "nonsense"], "argument --kvstore: invalid choice: 'nonsense'"),
+    (["--resize", "1"], "argument --resize: expected an integer from 8 to 512"),
+    (["--resize", "10000"], "argument --resize: expected an integer from 8 to 512"),
+    (["--kvstore", "dist_sync"], "kvstore dist_sync trains over MXNet's parameter server, which "
+                                 "this process is not part of (no DMLC_* variables). Start the "
+                                 "job with: python -m resnet_gluon launch"),
 ])
 def test_bad_train_options(cli, args, message):
     result = cli("train", *args, "--no-progress")
@@ -101,8 +107,7 @@ def test_the_architecture_options_are_the_configs(command):
     options = _options(command)
     assert options["depth"].choices == [18, 34, 50, 101, 152]
     assert options["small_input"].option_strings == ["--small-input"]
-    if command != "evaluate":
-        assert options["num_classes"].option_strings == ["--classes"]
+    assert options["num_classes"].option_strings == ["--classes"]
     if command != "shapes":  # overrides of a run's config.json: None when not given
         assert {options[k].default for k in ("depth", "small_input", "resize")} == {None}
 

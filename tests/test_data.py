@@ -44,12 +44,25 @@ def test_missing_everywhere_lists_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxhome"))
     monkeypatch.setattr(data, "DEBIAN_DIR", str(tmp_path / "debian"))
     with pytest.raises(FileNotFoundError) as err:
-        find_fashion_mnist(str(tmp_path / "nowhere"), download=False)
+        find_fashion_mnist(download=False)
     message = str(err.value)
-    for place in (tmp_path / "nowhere", tmp_path / "mxhome" / "datasets" / "fashion-mnist",
-                  tmp_path / "debian"):
+    for place in (tmp_path / "mxhome" / "datasets" / "fashion-mnist", tmp_path / "debian"):
         assert f"  - {place}\n" in message
     assert "apt-get install dataset-fashion-mnist" in message
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"), ("file", "is not a directory"),
+    ("empty", "holds no Fashion-MNIST files: missing train-images-idx3-ubyte.gz")])
+def test_a_named_directory_must_hold_the_data_with_no_fall_back(tmp_path, kind, message):
+    # The real files are installed elsewhere (Debian's): they must not stand in for the user's.
+    root = tmp_path / "mine"
+    if kind == "file":
+        root.write_text("not a directory")
+    elif kind == "empty":
+        root.mkdir()
+    with pytest.raises(FileNotFoundError, match=message):
+        find_fashion_mnist(str(root), download=False)
 
 
 def test_root_missing_a_file_is_an_error_of_its_own(tmp_path):

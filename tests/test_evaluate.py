@@ -64,3 +64,15 @@ def test_evaluate_cli_names_an_architecture_mismatch(cli, reference_run, tmp_pat
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "does not fit ResNet-34" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("bad", [-1, 12, 2.5])
+def test_labels_outside_the_classes_are_named(bad):
+    images, labels = load_fashion_mnist("test")
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    y = labels[:50].astype(np.float32)
+    y[7] = bad
+    with pytest.raises(ValueError, match=f"evaluate got the label {bad:g}, but the net has 10 "
+                                         f"classes, labelled 0 to 9"):
+        evaluate(net, [(nd.array(images[:50, None] / 255.0, dtype="float32"), nd.array(y))])

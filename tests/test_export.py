@@ -10,7 +10,7 @@ from mxnet import gluon
 from PIL import Image
 
 from resnet_gluon.data import resize_batch
-from resnet_gluon.export import onnx_max_abs_diff
+from resnet_gluon.export import export_symbol, load_symbol, onnx_max_abs_diff
 from resnet_gluon.run import ModelInfo, load_trained
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
@@ -82,3 +82,46 @@ def test_export_needs_an_old_enough_onnx(monkeypatch, tmp_path):
     net = mx.gluon.nn.HybridSequential()
     with pytest.raises(ImportError, match=r"onnx<=1.18.0"):
         export_onnx(net, str(tmp_path / "m"), ModelInfo())
+
+
+def test_export_out_naming_a_directory_is_refused(cli, trained_run, tmp_path):
+    result = cli("export", "--params", str(trained_run / "model.params"), "--out",
+                 str(tmp_path) + "/")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--out {tmp_path}/ names a directory; give a path prefix such as" in result.stderr
+    assert ".export-" not in result.stderr and os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def exported(trained_run, tmp_path):
+    net, info = load_trained(str(trained_run / "model.params"))
+    export_symbol(net, str(tmp_path / "m"), info)
+    return tmp_path / "m"
+
+
+@pytest.mark.parametrize("suffix, damage, message", [
+    ("-0000.params", lambda b: b[:len(b) // 2], "Invalid NDArray file format"),
+    ("-symbol.json", lambda b: b[:200], ""),
+])
+def test_a_corrupt_exported_file_is_named(exported, suffix, damage, message):
+    path = str(exported) + suffix
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(damage(data))
+    with pytest.raises(ValueError, match=re.escape(path) + r" is not a file MXNet can read \("
+                                         + message):
+        load_symbol(str(exported))
+
+
+def test_an_info_file_that_is_not_an_object_is_named(exported):
+    info = str(exported) + "-info.json"
+    with open(info, "w") as f:
+        f.write("[1, 2]")
+    with pytest.raises(ValueError, match=re.escape(info) + " holds a JSON list, not the object"):
+        load_symbol(str(exported))
+    with open(info, "w") as f:
+        f.write('{"resize": "big"}')
+    with pytest.raises(ValueError, match=re.escape(info) +
+                       r": resize must be an integer from 8 to 512"):
+        load_symbol(str(exported))

@@ -1,6 +1,7 @@
 """Predict on image files with a net trained for a few steps on real Fashion-MNIST."""
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +88,44 @@ def test_predict_with_an_exported_symbol_model(cli, trained_run, tmp_path, test_
     with pytest.raises(ValueError, match="pass --resize"):
         load_model(str(tmp_path / "m"))
     assert load_model(str(tmp_path / "m"), resize=96)[1].resize == 96
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width`` x ``height`` (the pixels are not there: MXNet's
+    decoder still allocated them all)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+                     + struct.pack(">I", zlib.crc32(chunk)))
+
+
+def test_a_decompression_bomb_is_shrunk_before_padding_and_the_good_image_labelled(
+        cli, trained_run, tmp_path, test_images):
+    # 60000x1 pixels in a few hundred bytes: padded to a square first it took 3.6 GB.
+    Image.new("L", (60000, 1), 200).save(tmp_path / "bomb.png")
+    assert os.path.getsize(tmp_path / "bomb.png") < 1000
+    Image.fromarray(test_images[0][0]).save(tmp_path / "good.png")
+    started = time.time()
+    image = read_image(str(tmp_path / "bomb.png"))
+    assert time.time() - started < 5 and image.shape == (28, 28)
+    result = cli("predict", "--model", str(trained_run / "model.params"),
+                 str(tmp_path / "bomb.png"), str(tmp_path / "good.png"))
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        str(tmp_path / "bomb.png"), str(tmp_path / "good.png")]
+
+
+def test_an_image_too_large_to_decode_is_named_as_such(cli, trained_run, tmp_path, test_images):
+    _png_header_only(tmp_path / "huge.png", 40000, 40000)
+    Image.fromarray(test_images[0][0]).save(tmp_path / "good.png")
+    with pytest.raises(ValueError, match=r"huge.png: the image is 40000x40000 pixels, more than "
+                                         r"the 50,000,000 this reader decodes"):
+        read_image(str(tmp_path / "huge.png"))
+    result = cli("predict", "--model", str(trained_run / "model.params"),
+                 str(tmp_path / "huge.png"), str(tmp_path / "good.png"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stdout.startswith(str(tmp_path / "good.png") + ": ")
+    assert "huge.png: the image is 40000x40000 pixels" in result.stderr

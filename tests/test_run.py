@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -10,7 +11,7 @@ from common import LINE, SMALL
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
-from resnet_gluon.run import ModelInfo, load_trained
+from resnet_gluon.run import ModelInfo, RunLock, load_trained
 
 
 def test_run_directory(cli, tmp_path):
@@ -77,3 +78,108 @@ def test_model_info_is_the_configs_architecture_with_its_defaults():
     info = ModelInfo.from_config(TrainConfig(depth=34, resize=28, small_input=True))
     assert (info.depth, info.num_classes, info.small_input, info.resize) == (34, 10, True, 28)
     assert info.input_shape == (1, 1, 28, 28) and info.classes[0] == "t-shirt"
+
+
+# --------------------------------------------------------------------------- the edges
+
+def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunLock(str(run)):  # as another training process holds it
+        result = cli("train", "--out", str(run), *SMALL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{run} is in use by another training process" in result.stderr
+    assert os.listdir(run) == [".lock"]  # nothing written
+
+
+def test_two_runs_started_together_leave_exactly_one_run(cli, tmp_path):
+    run = tmp_path / "run"
+    procs = [cli.popen("train", "--out", str(run), *SMALL, "--epochs", "1", "--seed", seed)
+             for seed in ("0", "1")]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "is in use by another training process" in loser or "already holds a run" in loser
+    winner_seed = json.loads((run / "config.json").read_text())["seed"]
+    assert (run / "model.params").exists() and winner_seed in (0, 1)
+
+
+def test_a_directory_of_someone_elses_files_is_left_alone(cli, tmp_path):
+    mine = tmp_path / "u"
+    mine.mkdir()
+    (mine / "model.params").write_text("mine")
+    result = cli("train", "--out", str(mine), *SMALL)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{mine} is not empty (model.params) and holds no run of this library" in result.stderr
+    assert os.listdir(mine) == ["model.params"] and (mine / "model.params").read_text() == "mine"
+
+
+def test_out_naming_a_file_is_refused(cli, tmp_path):
+    (tmp_path / "f").write_text("x")
+    result = cli("train", "--out", str(tmp_path / "f"), *SMALL)
+    assert result.returncode == 2
+    assert f"--out {tmp_path / 'f'} is a file, not a directory" in result.stderr
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "--out", str(run), *SMALL, "--lr", "1e8")  # NaN at step 2
+    assert result.returncode == 1 and "loss became nan" in result.stderr
+    assert not find_checkpoints(str(run)) and (run / "config.json").exists()
+    result = cli("train", "--out", str(run), *SMALL, "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.05
+
+
+def test_resume_keeps_the_runs_devices(cli, reference_run):
+    before = (reference_run / "config.json").read_text()
+    result = cli("train", "--out", str(reference_run), "--resume", "--ctx", "cpu:0,cpu:1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"the run in {reference_run} was trained with --ctx cpu:0; resuming with --ctx "
+            f"cpu:0,cpu:1 would not reproduce it") in result.stderr
+    assert (reference_run / "config.json").read_text() == before
+
+
+def test_a_truncated_config_is_named_on_resume(cli, reference_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text((reference_run / "config.json").read_text()[:40])
+    result = cli("train", "--out", str(run), "--resume")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{run / 'config.json'} is not valid JSON" in result.stderr
+
+
+def test_params_without_their_config_say_what_was_assumed(cli, reference_run, tmp_path):
+    shutil.copy(reference_run / "model.params", tmp_path / "w.params")
+    result = cli("evaluate", "--params", str(tmp_path / "w.params"), "--resize", "28",
+                 "--limit-test", "100")
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: no config.json beside {tmp_path / 'w.params'} (nor two levels up, for a "
+            f"checkpoint), so its net is assumed to be depth 18, num_classes 10, small_input "
+            f"False. If it was trained otherwise, pass --depth") in result.stderr
+    with pytest.warns(UserWarning, match="assumed to be depth 18, num_classes 10, small_input "
+                                         "False, resize 96"):
+        load_trained(str(tmp_path / "w.params"), resize=None)
+
+
+@pytest.mark.parametrize("content", [b"", b"not weights\n", "half"])
+def test_unreadable_params_name_the_file_and_the_reason(cli, reference_run, tmp_path, content):
+    bad = tmp_path / "run" / "model.params"
+    bad.parent.mkdir()
+    shutil.copy(reference_run / "config.json", bad.parent)
+    if content == "half":
+        content = (reference_run / "model.params").read_bytes()[:100000]
+    bad.write_bytes(content)
+    result = cli("evaluate", "--params", str(bad), "--limit-test", "10")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"{bad} is not a params file MXNet can read (Invalid NDArray file format): it is "
+            f"empty, truncated or another kind of file") in result.stderr
+
+
+def test_the_class_count_fix_offered_is_an_option_of_the_command(cli, reference_run):
+    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--classes", "5",
+                 "--limit-test", "10")
+    assert result.returncode == 2
+    assert "shape(s) differ" in result.stderr and "Pass the --depth / --classes" in result.stderr

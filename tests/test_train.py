@@ -136,3 +136,11 @@ def test_lr_schedule_is_stateless():
     assert lr_at(c, 1, 0, 100) == pytest.approx(0.1)
     assert lr_at(c, 5, 50, 100) == pytest.approx(0.05)
     assert lr_at(TrainConfig(), 3, 7, 100) == 0.05
+
+
+def test_fit_on_no_batches_says_so_and_writes_nothing(tmp_path):
+    _, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=64, limit_test=64)
+    with pytest.raises(ValueError, match="train_data has no batches: nothing to train on"):
+        fit(build_resnet(18, in_channels=1), [], test_iter, TrainConfig(resize=28),
+            run_dir=str(tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()
