@@ -7,6 +7,15 @@
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+if _os.environ.get("DMLC_ROLE") in ("scheduler", "server"):
+    # A parameter-server role: the first "import mxnet" below serves until the job is
+    # done, then ends the process. Watch it first, so that it ends when its peers are
+    # gone (see _watchdog.py); "python -c 'import resnet_gluon'" runs such a role.
+    from ._watchdog import RoleWatchdog as _RoleWatchdog
+    _RoleWatchdog(_os.environ["DMLC_ROLE"]).start()
+
 from .blocks import Bottleneck, Residual
 from .model import (BLOCKS, RESNET_SPEC, STAGE_CHANNELS, ResNet, build_resnet,
                     build_resnet18, copy_weights, resnet_block)

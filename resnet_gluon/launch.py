@@ -3,8 +3,9 @@
 ``python -m resnet_gluon launch -n 2 -s 1 -- train --kvstore dist_sync ...``
 starts one scheduler, ``-s`` servers and ``-n`` workers as processes on
 127.0.0.1, each told its role through the ``DMLC_*`` variables.  Workers run
-``python -m resnet_gluon <command>``; the scheduler and servers are plain
-``import mxnet``, which serves until the workers finish.
+``python -m resnet_gluon <command>``; the scheduler and servers run
+``import resnet_gluon``, which serves (as ``import mxnet`` does) until the
+workers finish, watched by :mod:`resnet_gluon._watchdog`.
 
 Every process gets a deadline, and a worker that fails (or is killed) brings
 all others down at once, so nothing waits on a peer that is gone and no
@@ -16,10 +17,14 @@ For several hosts, start the same roles by hand with the same variables::
 
     # on the scheduler's host (HOST_A), once, and each server:
     DMLC_ROLE=scheduler DMLC_PS_ROOT_URI=HOST_A DMLC_PS_ROOT_PORT=9091 \\
-      DMLC_NUM_SERVER=1 DMLC_NUM_WORKER=2 python -c "import mxnet"
-    DMLC_ROLE=server    (same variables)            python -c "import mxnet"
+      DMLC_NUM_SERVER=1 DMLC_NUM_WORKER=2 python -c "import resnet_gluon"
+    DMLC_ROLE=server    (same variables)            python -c "import resnet_gluon"
     # on each worker host:
     DMLC_ROLE=worker    (same variables) python -m resnet_gluon train --kvstore dist_sync ...
+
+Each host also sets ``DMLC_NODE_HOST`` (its own address) where it has several.  Bounds:
+``RESNET_GLUON_PS_TIMEOUT`` (300 s) for a worker that sees no progress,
+``RESNET_GLUON_JOB_TIMEOUT`` for the scheduler and servers (see ``_watchdog.py``).
 """
 import os
 import signal
@@ -121,8 +126,10 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
     base = dict(os.environ,
                 DMLC_PS_ROOT_URI=LOOPBACK, DMLC_PS_ROOT_PORT=str(port or free_port()),
                 DMLC_NUM_SERVER=str(num_servers), DMLC_NUM_WORKER=str(num_workers),
-                DMLC_NODE_HOST=LOOPBACK, DMLC_INTERFACE="lo")
-    serve = [sys.executable, "-c", "import mxnet"]
+                DMLC_NODE_HOST=LOOPBACK, DMLC_INTERFACE="lo",
+                RESNET_GLUON_JOB_TIMEOUT=str(timeout + 10))  # the launcher stops them first
+    # "import resnet_gluon" serves as "import mxnet" does, with a watchdog (see _watchdog.py).
+    serve = [sys.executable, "-c", "import resnet_gluon"]
     roles = [("scheduler", serve)] + [("server", serve)] * num_servers + \
         [("worker", [sys.executable, "-m", "resnet_gluon", *command])] * num_workers
     procs: List[subprocess.Popen] = []

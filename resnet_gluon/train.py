@@ -16,6 +16,7 @@ The parts, as d2l's ``train_epoch_ch3``/``train_ch3`` and torchvision's
 :func:`train_one_epoch` (one pass over the data), :func:`fit` (the run:
 set-up, resume, evaluation, checkpoints), :func:`lr_at` (the schedule).
 """
+import atexit
 import contextlib
 import dataclasses
 import math
@@ -29,6 +30,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 
 from ._checks import first_uninitialized
+from ._watchdog import ProgressWatchdog
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_checkpoints,
                          latest_valid_checkpoint, save_checkpoint)
 # TrainConfig and evaluate are also importable from here, as in 0.1 and the README.
@@ -104,8 +106,31 @@ def make_kvstore(kvstore: Union[str, "mx.kvstore.KVStore"]) -> Tuple[Any, int, i
                 f"kvstore {kvstore} trains over MXNet's parameter server, which this process "
                 f"is not part of (no DMLC_* variables). Start the job with: python -m "
                 f"resnet_gluon launch -n WORKERS -- train ... (see the README for hosts).")
+        watchdog = _watchdog_of_this_process()
+        watchdog.arm()  # joining the job waits for every peer
         kvstore = mx.kv.create(kvstore)
+        watchdog.disarm()
     return kvstore, getattr(kvstore, "rank", 0), getattr(kvstore, "num_workers", 1)
+
+
+#: This process's guard against a parameter-server job whose peers are gone.
+_watchdog: Optional[ProgressWatchdog] = None
+
+
+def _watchdog_of_this_process() -> ProgressWatchdog:
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = ProgressWatchdog()
+        _watchdog.start()
+        # MXNet's exit waits on a barrier of all workers: bound that wait too (atexit
+        # runs the handlers registered last first, so this one before MXNet's).
+        atexit.register(_watchdog.arm)
+    return _watchdog
+
+
+def _touch() -> None:
+    if _watchdog is not None:
+        _watchdog.touch()
 
 
 def format_line(record: Dict[str, Any]) -> str:
@@ -351,7 +376,7 @@ def _restore(found: Tuple[str, Dict[str, Any]], trainer: gluon.Trainer, dist: bo
 
 
 class _NoBar:
-    """Stands in for the tqdm bar when there is none."""
+    """Stands in for the tqdm bar (or the watchdog) when there is none."""
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
@@ -439,6 +464,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
                              _AuxSync(net.collect_params(), ctxs, kv), config, threads, history)
         bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
+        guard = _watchdog_of_this_process() if dist else _NoBar()  # waits on peers: bounded
+        guard.arm()
         try:
             for epoch in range(at.epoch, config.epochs):
                 first = epoch == at.epoch
@@ -458,6 +485,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
             raise
         finally:
             bar.close()
+            guard.disarm()
         _settle()
         _save_final(net, run_dir, rank, history)
         return history
@@ -490,6 +518,7 @@ class _Checkpointer:
 def _on_step(bar, save: _Checkpointer, config: TrainConfig, epoch: int, steps: int):
     """After each step: move the bar, and checkpoint every ``checkpoint_every`` steps."""
     def on_step(done: int, sums: Dict[str, Any], lr: float) -> None:
+        _touch()
         bar.update(1)
         bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}", lr=f"{lr:.3g}", refresh=False)
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < steps:
@@ -497,12 +526,19 @@ def _on_step(bar, save: _Checkpointer, config: TrainConfig, epoch: int, steps: i
     return on_step
 
 
+def _touching(data: Iterable) -> Iterable:
+    """``data``, telling the watchdog at each batch that the job is alive."""
+    for batch in data:
+        _touch()
+        yield batch
+
+
 def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
                   config: TrainConfig, epoch: int, steps: int, sums: Dict[str, Any]
                   ) -> Dict[str, Any]:
     """The epoch's line as data: train loss and accuracy, test accuracy, time, last lr."""
     tic = time.time() - sums["time"]
-    test_acc = evaluate(net, test_data, ctxs, config.num_classes).accuracy
+    test_acc = evaluate(net, _touching(test_data), ctxs, config.num_classes).accuracy
     return {"epoch": epoch + 1, "loss": sums["loss"] / sums["n"],
             "train_acc": sums["acc"] / sums["n"], "test_acc": test_acc,
             "time": time.time() - tic, "lr": lr_at(config, epoch, steps - 1, steps)}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from common import QUICK, SMALL, assert_same_params
+from common import QUICK, SMALL, TINY, assert_same_params
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
@@ -136,7 +136,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_disk):
     run = small_disk / "run"
-    result = cli("train", "--out", str(run), *SMALL, "--epochs", "2")
+    result = cli("train", "--out", str(run), *TINY, "--epochs", "2")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line == (f"resnet-gluon train: error: {run}/checkpoints/ckpt-0002-000000: No space "
@@ -149,7 +149,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_dis
 
 def test_a_read_only_directory_is_named(cli, small_disk):
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    result = cli("train", "--out", str(small_disk / "run"), *SMALL)
+    result = cli("train", "--out", str(small_disk / "run"), *TINY)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (f"error: {small_disk / 'run'}: Read-only file system. Choose a directory you can "
             f"write to.") in result.stderr

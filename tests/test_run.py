@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from common import LINE, SMALL
+from common import LINE, SMALL, TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
@@ -86,7 +86,7 @@ def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     with RunLock(str(run)):  # as another training process holds it
-        result = cli("train", "--out", str(run), *SMALL)
+        result = cli("train", "--out", str(run), *TINY)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{run} is in use by another training process" in result.stderr
     assert os.listdir(run) == [".lock"]  # nothing written
@@ -94,7 +94,7 @@ def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
 
 def test_two_runs_started_together_leave_exactly_one_run(cli, tmp_path):
     run = tmp_path / "run"
-    procs = [cli.popen("train", "--out", str(run), *SMALL, "--epochs", "1", "--seed", seed)
+    procs = [cli.popen("train", "--out", str(run), *TINY, "--epochs", "1", "--seed", seed)
              for seed in ("0", "1")]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
@@ -109,7 +109,7 @@ def test_a_directory_of_someone_elses_files_is_left_alone(cli, tmp_path):
     mine = tmp_path / "u"
     mine.mkdir()
     (mine / "model.params").write_text("mine")
-    result = cli("train", "--out", str(mine), *SMALL)
+    result = cli("train", "--out", str(mine), *TINY)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{mine} is not empty (model.params) and holds no run of this library" in result.stderr
     assert os.listdir(mine) == ["model.params"] and (mine / "model.params").read_text() == "mine"
@@ -117,7 +117,7 @@ def test_a_directory_of_someone_elses_files_is_left_alone(cli, tmp_path):
 
 def test_out_naming_a_file_is_refused(cli, tmp_path):
     (tmp_path / "f").write_text("x")
-    result = cli("train", "--out", str(tmp_path / "f"), *SMALL)
+    result = cli("train", "--out", str(tmp_path / "f"), *TINY)
     assert result.returncode == 2
     assert f"--out {tmp_path / 'f'} is a file, not a directory" in result.stderr
     assert (tmp_path / "f").read_text() == "x"
@@ -125,10 +125,10 @@ def test_out_naming_a_file_is_refused(cli, tmp_path):
 
 def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--out", str(run), *SMALL, "--lr", "1e8")  # NaN at step 2
+    result = cli("train", "--out", str(run), *TINY, "--lr", "1e8")  # NaN at step 2
     assert result.returncode == 1 and "loss became nan" in result.stderr
     assert not find_checkpoints(str(run)) and (run / "config.json").exists()
-    result = cli("train", "--out", str(run), *SMALL, "--epochs", "1")
+    result = cli("train", "--out", str(run), *TINY, "--epochs", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "config.json").read_text())["lr"] == 0.05
 
