@@ -9,6 +9,11 @@ __version__ = "0.1.0"
 
 import os as _os
 
+from . import cpu as _cpu
+
+# First of all, before oneDNN's first primitive: AMX for bf16/INT8 where it exists.
+_cpu.enable_amx()
+
 if _os.environ.get("DMLC_ROLE") in ("scheduler", "server"):
     # A parameter-server role: the first "import mxnet" below serves until the job is
     # done, then ends the process. Watch it first, so that it ends when its peers are
@@ -21,6 +26,8 @@ from .model import (BLOCKS, RESNET_SPEC, STAGE_CHANNELS, ResNet, build_resnet,
                     build_resnet18, copy_weights, resnet_block)
 from .shapes import (LayerShape, ShapeTable, count_parameters, format_shapes, layer_shapes,
                      print_shapes, shapes)
+
+_cpu.settle()  # oneDNN has its ISA limit now; children must not inherit the variable
 
 __all__ = ["__version__", "Residual", "Bottleneck", "RESNET_SPEC", "STAGE_CHANNELS",
            "BLOCKS", "ResNet", "resnet_block", "build_resnet", "build_resnet18",

@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_shapes, _add_train, _add_evaluate, _add_export, _add_predict, _add_launch):
+    for add in (_add_shapes, _add_train, _add_evaluate, _add_export, _add_predict, _add_launch,
+                _add_info):
         add(sub)
     return parser
 
@@ -397,6 +398,42 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     if cmd[0] == "train" and not any(a.startswith("--kvstore") for a in cmd):
         cmd = cmd + ["--kvstore", "dist_sync"]
     return launch(cmd, args.num_workers, args.num_servers, timeout=args.timeout)
+
+
+# --------------------------------------------------------------------------- info
+
+def _add_info(sub) -> None:
+    _command(sub, "info", _cmd_info,
+             help="versions, the CPU's matrix units, and the kernels the convolutions run on")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    """Print the versions (resnet_gluon, MXNet, oneDNN, numpy, Python), the CPU and its ISA
+    flags, whether AMX is on and why (not), the thread count, and the oneDNN kernels a tiny
+    fp32 and bf16 convolution ran on in a fresh process.
+    """
+    import mxnet
+    import numpy
+
+    from . import cpu
+
+    probe = cpu.kernel_isas()
+    flags = cpu.cpu_flags()
+    status = cpu.amx_status()
+    threads = os.environ.get("OMP_NUM_THREADS")
+    print(f"resnet_gluon {__version__}, mxnet {mxnet.__version__} "
+          f"({probe.get('version', 'oneDNN version unknown')}), numpy {numpy.__version__}, "
+          f"Python {sys.version.split()[0]}")
+    print(f"cpu: {cpu.cpu_model()}, {os.cpu_count()} logical cores")
+    print("isa flags: " + (" ".join(f for f in cpu.ISA_FLAGS if f in flags) or "none of "
+                           + ", ".join(cpu.ISA_FLAGS)))
+    print(f"amx: {'on' if status.enabled else 'off'} ({status.reason})")
+    print(f"threads: OMP_NUM_THREADS={threads}" if threads else
+          f"threads: OMP_NUM_THREADS unset (oneDNN uses all {os.cpu_count()} cores)")
+    print(f"oneDNN isa: {probe.get('isa', 'unknown (the probe did not run)')}")
+    for dtype in ("float32", "bfloat16"):
+        print(f"convolution {dtype}: {probe.get(f'conv_{dtype}', 'did not run')}")
+    return 0
 
 
 # --------------------------------------------------------------------------- main

@@ -1,0 +1,113 @@
+"""The CPU set-up: AMX for oneDNN where it exists, the fall-backs, and what the kernels ran on."""
+import os
+import signal
+
+import pytest
+
+from resnet_gluon import cpu
+
+HAS_AMX = {"amx_tile", "amx_bf16", "amx_int8"} <= cpu.cpu_flags()
+ISA_VARS = ("DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "RESNET_GLUON_AMX")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No ISA variables, and the process's own AMX status back afterwards."""
+    for name in ISA_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(cpu, "_status", cpu.amx_status())
+    return monkeypatch
+
+
+def test_without_amx_in_the_cpu_flags_onednn_is_left_alone(clean_env):
+    clean_env.setattr(cpu, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})
+    status = cpu.enable_amx()
+    assert not status.enabled
+    assert status.reason == ("this CPU has no AMX (amx_tile, amx_bf16, amx_int8 not in "
+                             "/proc/cpuinfo)")
+    assert "DNNL_MAX_CPU_ISA" not in os.environ
+
+
+def test_a_refused_permission_leaves_onednn_alone(clean_env):
+    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
+    clean_env.setattr(cpu, "_request_amx_permission", lambda: "Operation not permitted")
+    status = cpu.enable_amx()
+    assert not status.enabled
+    assert status.reason == ("Linux refused the AMX tiles (Operation not permitted); oneDNN "
+                             "stays on AVX-512")
+    assert "DNNL_MAX_CPU_ISA" not in os.environ
+
+
+def test_granted_it_sets_the_isa_limit_and_settle_drops_it(clean_env):
+    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
+    clean_env.setattr(cpu, "_request_amx_permission", lambda: None)
+    assert cpu.enable_amx().enabled and os.environ["DNNL_MAX_CPU_ISA"] == "AVX512_CORE_AMX"
+    cpu.settle()
+    assert "DNNL_MAX_CPU_ISA" not in os.environ
+
+
+def test_the_users_own_isa_limit_wins(clean_env):
+    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
+    clean_env.setattr(cpu, "_request_amx_permission", lambda: None)
+    clean_env.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")
+    status = cpu.enable_amx()
+    assert not status.enabled and status.reason == ("DNNL_MAX_CPU_ISA=AVX512_CORE set by the "
+                                                    "user (AMX tiles granted)")
+    cpu.settle()
+    assert os.environ["DNNL_MAX_CPU_ISA"] == "AVX512_CORE"
+
+
+def test_turned_off_by_the_variable(clean_env):
+    clean_env.setenv("RESNET_GLUON_AMX", "0")
+    assert cpu.enable_amx() == cpu.AmxStatus(False, "turned off by RESNET_GLUON_AMX=0")
+
+
+def test_the_verbose_log_is_read():
+    lines = ["dnnl_verbose,info,oneDNN v2.4.4 (commit 5818c40f07bdb6307f9bc64e929836fe036da644)",
+             "dnnl_verbose,info,cpu,runtime:OpenMP",
+             "dnnl_verbose,info,cpu,isa:Intel AVX-512 with Intel DL Boost and bfloat16 support "
+             "and Intel AMX with bfloat16 and 8-bit integer support",
+             "dnnl_verbose,exec,cpu,convolution,gemm:jit,forward_inference,src_f32::blocked:abcd"
+             ":f0 wei_f32::blocked:abcd:f0,,alg:convolution_direct,mb1_ic1oc1,0.01",
+             "dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core,forward_inference,src_f32::"
+             "blocked:acdb:f0 wei_f32::blocked:Acdb16a:f0,,alg:convolution_direct,mb1,0.02",
+             "dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core_amx_bf16,forward_inference,"
+             "src_bf16::blocked:acdb:f0 wei_bf16::blocked:AcdB16a2b:f0,,alg:x,mb1,0.03",
+             "unrelated output"]
+    assert cpu.parse_verbose(lines) == {
+        "version": "oneDNN v2.4.4",
+        "isa": "Intel AVX-512 with Intel DL Boost and bfloat16 support and Intel AMX with "
+               "bfloat16 and 8-bit integer support",
+        "conv_float32": "brgconv:avx512_core", "conv_bfloat16": "brgconv:avx512_core_amx_bf16"}
+
+
+@pytest.mark.skipif(not HAS_AMX, reason="this CPU has no AMX (amx_tile, amx_bf16, amx_int8)")
+def test_on_an_amx_machine_bf16_convolutions_run_on_amx_and_children_are_safe(cli):
+    found = cpu.kernel_isas()
+    assert "Intel AMX" in found["isa"] and "amx" in found["conv_bfloat16"], found
+    assert "amx" not in found["conv_float32"]
+    # Plain MXNet (no resnet_gluon, so no request for the tiles) in a bf16 convolution dies of
+    # SIGILL under DNNL_MAX_CPU_ISA=AVX512_CORE_AMX; a child of a process that imported
+    # resnet_gluon must not inherit the variable.
+    plain = cpu._PROBE.replace("import resnet_gluon\n", "")
+    assert cli.python("-c", plain, env={"DNNL_MAX_CPU_ISA": "AVX512_CORE_AMX"}).returncode == \
+        -signal.SIGILL
+    parent = ("import os, subprocess, sys, resnet_gluon\n"
+              "assert 'DNNL_MAX_CPU_ISA' not in os.environ\n"
+              f"sys.exit(subprocess.run([sys.executable, '-c', {plain!r}]).returncode)")
+    result = cli.python("-c", parent)
+    assert result.returncode == 0, result.stderr
+
+
+def test_info_says_what_runs_where(cli):
+    result = cli("info")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("resnet_gluon 0.1.0, mxnet 1.9.1 (oneDNN v2.4.4), numpy 1.23")
+    assert lines[1].startswith("cpu: ") and lines[2].startswith("isa flags: ")
+    status = "on" if HAS_AMX else "off"
+    assert lines[3].startswith(f"amx: {status} (")
+    assert lines[4] == "threads: OMP_NUM_THREADS=2"
+    assert lines[6].startswith("convolution float32: ")
+    assert lines[7].startswith("convolution bfloat16: ")
+    assert ("amx" in lines[7]) == HAS_AMX
