@@ -15,10 +15,10 @@ from resnet_gluon.train import TrainingDiverged, fit, lr_at
 
 
 def test_loss_falls_and_accuracy_rises_within_a_few_hundred_steps():
-    # 240 steps of 64 real images, the book's lr, plain SGD: 0.1 is chance.
+    # 144 steps of 64 real images, the book's lr, plain SGD: 0.1 is chance.
     config = TrainConfig(lr=0.05, batch_size=64, epochs=3, resize=28,
-                         limit_train=5120, limit_test=1000)
-    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=5120,
+                         limit_train=3072, limit_test=1000)
+    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=3072,
                                                     limit_test=1000)
     lines = []
     history = fit(build_resnet(18, in_channels=1), train_iter, test_iter, config,
