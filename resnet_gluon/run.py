@@ -145,8 +145,9 @@ def claim_run_dir(run_dir: str, resume: bool) -> RunLock:
     """Make sure ``run_dir`` can take this run, and lock it for this process.
 
     A new run needs a new or empty directory, or one holding only what a run
-    of ours leaves before its first file (the lock); ``resume`` needs a run
-    of ours.  Nothing in the directory is changed when it is refused.
+    of ours that ended before its first checkpoint left (its config.json, the
+    lock, temporaries); ``resume`` needs a run of ours.  Nothing in the
+    directory is changed when it is refused.
 
     Raises
     ------
