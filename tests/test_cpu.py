@@ -19,9 +19,15 @@ def clean_env(monkeypatch):
     return monkeypatch
 
 
+def _enable(env, flags=("amx_tile", "amx_bf16", "amx_int8"), refused=None):
+    """enable_amx() on a CPU with ``flags`` whose kernel answers ``refused`` (None: granted)."""
+    env.setattr(cpu, "cpu_flags", lambda: set(flags))
+    env.setattr(cpu, "_request_amx_permission", lambda: refused)
+    return cpu.enable_amx()
+
+
 def test_without_amx_in_the_cpu_flags_onednn_is_left_alone(clean_env):
-    clean_env.setattr(cpu, "cpu_flags", lambda: {"avx512f", "avx512_vnni"})
-    status = cpu.enable_amx()
+    status = _enable(clean_env, flags=("avx512f", "avx512_vnni"))
     assert not status.enabled
     assert status.reason == ("this CPU has no AMX (amx_tile, amx_bf16, amx_int8 not in "
                              "/proc/cpuinfo)")
@@ -29,9 +35,7 @@ def test_without_amx_in_the_cpu_flags_onednn_is_left_alone(clean_env):
 
 
 def test_a_refused_permission_leaves_onednn_alone(clean_env):
-    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
-    clean_env.setattr(cpu, "_request_amx_permission", lambda: "Operation not permitted")
-    status = cpu.enable_amx()
+    status = _enable(clean_env, refused="Operation not permitted")
     assert not status.enabled
     assert status.reason == ("Linux refused the AMX tiles (Operation not permitted); oneDNN "
                              "stays on AVX-512")
@@ -39,18 +43,14 @@ def test_a_refused_permission_leaves_onednn_alone(clean_env):
 
 
 def test_granted_it_sets_the_isa_limit_and_settle_drops_it(clean_env):
-    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
-    clean_env.setattr(cpu, "_request_amx_permission", lambda: None)
-    assert cpu.enable_amx().enabled and os.environ["DNNL_MAX_CPU_ISA"] == "AVX512_CORE_AMX"
+    assert _enable(clean_env).enabled and os.environ["DNNL_MAX_CPU_ISA"] == "AVX512_CORE_AMX"
     cpu.settle()
     assert "DNNL_MAX_CPU_ISA" not in os.environ
 
 
 def test_the_users_own_isa_limit_wins(clean_env):
-    clean_env.setattr(cpu, "cpu_flags", lambda: {"amx_tile", "amx_bf16", "amx_int8"})
-    clean_env.setattr(cpu, "_request_amx_permission", lambda: None)
     clean_env.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")
-    status = cpu.enable_amx()
+    status = _enable(clean_env)
     assert not status.enabled and status.reason == ("DNNL_MAX_CPU_ISA=AVX512_CORE set by the "
                                                     "user (AMX tiles granted)")
     cpu.settle()
