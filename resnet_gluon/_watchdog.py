@@ -47,7 +47,15 @@ def _stop(message: str, code: int) -> None:
 
 def _env_seconds(name: str) -> Optional[float]:
     value = os.environ.get(name)
-    return float(value) if value else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
+    return seconds
 
 
 class RoleWatchdog(threading.Thread):

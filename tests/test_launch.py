@@ -4,6 +4,8 @@ import re
 import signal
 import time
 
+import pytest
+
 from common import alive, assert_same_params
 
 # One worker's share of a tiny run: 512 real images at 28x28, one epoch.
@@ -91,3 +93,14 @@ def test_sigterm_to_the_launcher_stops_every_process(cli, tmp_path):
     while [pid for pid in pids if alive(pid)] and time.time() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if alive(pid)]
+
+
+def test_a_bad_timeout_variable_is_named(monkeypatch):
+    from resnet_gluon._watchdog import ProgressWatchdog
+
+    monkeypatch.setenv("RESNET_GLUON_PS_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="RESNET_GLUON_PS_TIMEOUT must be a positive number of "
+                                         "seconds, got 'soon'"):
+        ProgressWatchdog()
+    monkeypatch.setenv("RESNET_GLUON_PS_TIMEOUT", "7")
+    assert ProgressWatchdog().timeout == 7.0
