@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from mxnet import autograd, gluon, nd  # noqa: E402
 
 from resnet_gluon import build_resnet  # noqa: E402
+from resnet_gluon.cpu import cpu_model  # noqa: E402
 from resnet_gluon.quantize import calibration_images, quantize  # noqa: E402
 
 Runner = Callable[[], None]
@@ -431,22 +432,11 @@ def plot(scaling: Dict[str, List[Dict]], epochs: List[Dict], path: str) -> None:
 
 def _environment(torch, peaks: Dict[str, float], gflop: Dict[int, float]) -> Dict:
     return {"machine": platform.processor() or platform.machine(),
-            "cpu_model": _cpu_model(), "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(), "cpus": os.cpu_count(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "mxnet": mx.__version__, "torch": getattr(torch, "__version__", None),
             "matmul_peak_gflops": peaks, "forward_gflop": gflop,
             "date": time.strftime("%Y-%m-%d %H:%M")}
-
-
-def _cpu_model() -> Optional[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def _targets(rows: List[Dict], epochs: List[Dict]) -> List[str]:

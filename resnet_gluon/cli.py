@@ -9,6 +9,7 @@ import errno
 import inspect
 import json
 import os
+import platform
 import sys
 import time
 import traceback
@@ -424,7 +425,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"resnet_gluon {__version__}, mxnet {mxnet.__version__} "
           f"({probe.get('version', 'oneDNN version unknown')}), numpy {numpy.__version__}, "
           f"Python {sys.version.split()[0]}")
-    print(f"cpu: {cpu.cpu_model()}, {os.cpu_count()} logical cores")
+    print(f"cpu: {cpu.cpu_model() or platform.processor() or 'unknown'}, "
+          f"{os.cpu_count()} logical cores")
     print("isa flags: " + (" ".join(f for f in cpu.ISA_FLAGS if f in flags) or "none of "
                            + ", ".join(cpu.ISA_FLAGS)))
     print(f"amx: {'on' if status.enabled else 'off'} ({status.reason})")

@@ -48,28 +48,26 @@ def amx_status() -> AmxStatus:
     return _status
 
 
-def cpu_flags() -> Set[str]:
-    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+def _cpuinfo(field: str) -> Optional[str]:
+    """The value of ``field`` for the first CPU in Linux's ``/proc/cpuinfo``, or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_model() -> str:
-    """The CPU's model name."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_flags() -> Set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    return set((_cpuinfo("flags") or "").split())
+
+
+def cpu_model() -> Optional[str]:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; None elsewhere)."""
+    return _cpuinfo("model name")
 
 
 def _request_amx_permission() -> Optional[str]:
