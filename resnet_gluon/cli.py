@@ -103,11 +103,18 @@ def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser
     parser.add_argument("--params", required=True, help=_PARAMS_HELP)
     parser.add_argument("--data-dir", help=_DATA_HELP)
     _add_config_options(parser, ARCHITECTURE)
+    _add_config_options(parser, ("dtype",), defaults=True)
     parser.add_argument("--int8", action="store_true",
                         help="quantize to INT8 first (oneDNN, calibrated on training images)")
     parser.add_argument("--calib-images", type=_typed(POSITIVE_INT), default=512, metavar="N",
                         help="training images for the INT8 calibration (512)")
     return parser
+
+
+def _check_lower_precision(args: argparse.Namespace) -> None:
+    if args.int8 and args.dtype != "float32":
+        raise ValueError(f"--int8 and --dtype {args.dtype} are two lower precisions; "
+                         f"pick one (INT8 is quantized from the float32 weights).")
 
 
 def _quantized(net, info, args):
@@ -230,7 +237,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     net = build_resnet(config.depth, config.num_classes, small_input=config.small_input,
                        in_channels=1)
     if part_index == 0:
-        print(f"training ResNet-{config.depth} on {', '.join(str(c) for c in ctxs)}"
+        print(f"training ResNet-{config.depth}"
+              f"{f' in {config.dtype}' if config.dtype != 'float32' else ''}"
+              f" on {', '.join(str(c) for c in ctxs)}"
               f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
               flush=True)
     args.out = out  # for the --resume hint if the run is interrupted
@@ -262,6 +271,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .run import load_trained
 
     ctxs = parse_ctx(args.ctx)
+    _check_lower_precision(args)
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
@@ -274,14 +284,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"test acc {result.accuracy:.4f} ({result.count} images, "
           f"ResNet-{info.depth}, resize {info.resize}"
           f"{', with flip test-time augmentation' if args.tta else ''})")
-    if args.int8:
-        fp32 = result
-        result = evaluate(_quantized(net, info, args), data, ctxs, info.num_classes,
-                          flip=args.tta)
+    if args.int8 or args.dtype != "float32":
+        # The lower precision's own accuracy, and how often it agrees with float32.
+        fp32, name = result, "int8" if args.int8 else args.dtype
+        result = evaluate(_quantized(net, info, args) if args.int8 else net, data, ctxs,
+                          info.num_classes, flip=args.tta, dtype=args.dtype)
         agree = agreement(result.predictions, fp32.predictions)
-        print(f"int8 test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f} "
-              f"(calibrated on {args.calib_images} training images); the tables below are "
-              f"the int8 model's")
+        print(f"{name} test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
+              + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
+              + f"; the tables below are the {name} model's")
     print(format_report(result, info.classes))
     return 0
 
@@ -306,7 +317,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx, export_symbol, onnx_max_abs_diff
     from .run import load_trained
 
-    net, info = load_trained(args.params, log=_warn, **_architecture(args))
+    _check_lower_precision(args)
+    if args.dtype != "float32" and args.format != "symbol":
+        raise ValueError(f"--dtype {args.dtype} exports as an MXNet symbol only (ONNX "
+                         f"export is float32); use --format symbol, or drop --dtype.")
+    net, info = load_trained(args.params, log=_warn, dtype=args.dtype, **_architecture(args))
     if args.int8:
         if args.format != "symbol":
             raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
@@ -345,6 +360,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--invert", action="store_true",
                    help="dark object on a light background (photos): invert the gray levels")
     _add_config_options(p, ARCHITECTURE)
+    _add_config_options(p, ("dtype",), defaults=True)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -358,7 +374,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    net, info = load_model(args.model, log=_warn, **_architecture(args))
+    net, info = load_model(args.model, log=_warn, dtype=args.dtype, **_architecture(args))
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
         if args.json:

@@ -15,6 +15,7 @@ import mxnet as mx
 from ._checks import (ANY_INT, FRACTION, NONNEGATIVE_INT, NONNEGATIVE_NUMBER, POSITIVE_INT,
                       POSITIVE_NUMBER, PROBABILITY, Rule)
 from .model import RESNET_SPEC
+from .precision import DTYPES
 
 __all__ = ["TrainConfig", "ARCHITECTURE", "KVSTORES", "RESIZE", "RESUME_MAY_DIFFER",
            "option_fields", "parse_ctx"]
@@ -82,6 +83,9 @@ class TrainConfig:
         Also checkpoint every N steps inside an epoch (0: only at epoch ends).
     keep_checkpoints : int
         How many checkpoints to keep (the newest ones).
+    dtype : {'float32', 'bfloat16'}
+        The compute type; weights, their updates and the saved files stay float32
+        (see :mod:`resnet_gluon.precision`).
     """
 
     depth: int = _knob(18, "ResNet depth", choices=sorted(RESNET_SPEC))
@@ -109,6 +113,8 @@ class TrainConfig:
                                   NONNEGATIVE_INT, metavar="N")
     keep_checkpoints: int = _knob(2, "how many of the newest checkpoints to keep",
                                   POSITIVE_INT, metavar="N")
+    dtype: str = _knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
+                                  "the CPU's AMX tiles where it has them", choices=DTYPES)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

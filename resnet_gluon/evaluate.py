@@ -12,6 +12,7 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .config import parse_ctx
+from .precision import check_dtype, mixed_precision
 
 __all__ = ["EvalResult", "evaluate", "format_report"]
 
@@ -36,7 +37,7 @@ class EvalResult:
 
 
 def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Context], None] = None,
-             num_classes: int = 10, flip: bool = False) -> EvalResult:
+             num_classes: int = 10, flip: bool = False, dtype: str = "float32") -> EvalResult:
     """Predict-mode accuracy of ``net`` on ``data`` (batches of ``(X, y)``).
 
     Parameters
@@ -49,8 +50,14 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
     flip : bool, default False
         Test-time augmentation: average the softmax of each image and of its
         mirror image (twice the cost; pairs with training on random flips).
+    dtype : {'float32', 'bfloat16'}, default 'float32'
+        The compute type (see :func:`resnet_gluon.precision.mixed_precision`);
+        a HybridBlock is needed for bfloat16.
     """
     ctxs = parse_ctx(ctx)
+    if check_dtype(dtype) != "float32":
+        net = mixed_precision(net, dtype)
+        net.hybridize(static_alloc=True)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     predictions = []
     for X, y in data:

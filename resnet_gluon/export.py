@@ -42,7 +42,9 @@ def export_symbol(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> List[
     Parameters
     ----------
     net : HybridBlock
-        An initialised net (a ResNet from :func:`load_trained`, or a quantized one).
+        An initialised net (a ResNet from :func:`load_trained`, a quantized one, or
+        a bfloat16 one from :func:`resnet_gluon.precision.mixed_precision`, written
+        with its casts so that it loads as bfloat16).
     prefix : str
         Path prefix of the files; its directory is created.
     info : ModelInfo
@@ -61,7 +63,8 @@ def export_symbol(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> List[
     tmp = tempfile.mkdtemp(prefix=".export-", dir=directory)
     try:
         tmp_prefix = os.path.join(tmp, "model")
-        net.export(tmp_prefix, epoch=0)
+        # Keep amp_cast nodes: without them a bfloat16 net would be written as float32.
+        net.export(tmp_prefix, epoch=0, remove_amp_cast=False)
         _write_info(tmp_prefix + INFO_SUFFIX, info)
         written = []
         for suffix in (SYMBOL_SUFFIX, PARAMS_SUFFIX, INFO_SUFFIX):

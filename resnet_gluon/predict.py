@@ -20,6 +20,7 @@ from mxnet import gluon, nd
 
 from .data import resize_batch
 from .export import INFO_SUFFIX, SYMBOL_SUFFIX, load_symbol
+from .precision import check_dtype, mixed_precision
 from .run import ModelInfo, load_trained
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "image_files", "read_image", "load_model",
@@ -128,14 +129,16 @@ def _check_size(path: str, raw: bytes) -> None:
 
 
 def load_model(model: str, ctx: Optional[mx.Context] = None,
-               log: Optional[Callable[[str], None]] = None, **overrides
-               ) -> Tuple[gluon.HybridBlock, ModelInfo]:
+               log: Optional[Callable[[str], None]] = None, dtype: str = "float32",
+               **overrides) -> Tuple[gluon.HybridBlock, ModelInfo]:
     """A trained net from ``RUN_DIR/model.params`` or an exported ``PREFIX``.
 
     ``overrides`` (depth, num_classes, small_input, resize) go to
     :func:`resnet_gluon.run.load_trained` for a params file (with ``log``),
-    and replace the info file's values for an exported model.
+    and replace the info file's values for an exported model.  ``dtype``
+    'bfloat16' computes in bf16 (:func:`resnet_gluon.precision.mixed_precision`).
     """
+    check_dtype(dtype)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if os.path.isfile(model + SYMBOL_SUFFIX):
         net, info = load_symbol(model, ctx)
@@ -145,9 +148,11 @@ def load_model(model: str, ctx: Optional[mx.Context] = None,
                                  f"unknown; pass --resize (96 for the book's recipe).")
             info = ModelInfo()
         info = dataclasses.replace(info, **overrides)
+        net = mixed_precision(net, dtype)
+        net.hybridize(static_alloc=True)
         return net, info
     if os.path.isfile(model):
-        net, info = load_trained(model, ctx=ctx, log=log, **overrides)
+        net, info = load_trained(model, ctx=ctx, log=log, dtype=dtype, **overrides)
         net.hybridize(static_alloc=True)
         return net, info
     raise FileNotFoundError(

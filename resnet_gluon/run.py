@@ -29,6 +29,7 @@ from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_c
 from .config import ARCHITECTURE, TrainConfig
 from .data import CLASS_NAMES
 from .model import build_resnet
+from .precision import check_dtype, mixed_precision
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "ModelInfo",
            "RunLock", "claim_run_dir", "write_config", "read_config",
@@ -315,7 +316,7 @@ def _mismatch(net: gluon.Block, params: str) -> Optional[str]:
 def load_trained(params: str, depth: Optional[int] = None, num_classes: Optional[int] = None,
                  small_input: Optional[bool] = None, resize: Optional[int] = None,
                  ctx: Union[mx.Context, Sequence[mx.Context], None] = None,
-                 log: Optional[Callable[[str], None]] = None
+                 log: Optional[Callable[[str], None]] = None, dtype: str = "float32"
                  ) -> Tuple[gluon.HybridBlock, ModelInfo]:
     """Build the net a ``save_parameters`` file was trained as, and load it.
 
@@ -334,10 +335,14 @@ def load_trained(params: str, depth: Optional[int] = None, num_classes: Optional
     log : callable, optional
         Receives the warning given when there is no ``config.json`` and
         settings are assumed (default: :func:`warnings.warn`).
+    dtype : {'float32', 'bfloat16'}, default 'float32'
+        For bfloat16, the net returned computes in bf16 over the float32 weights
+        loaded (:func:`resnet_gluon.precision.mixed_precision`).
 
     Returns
     -------
     (ResNet, ModelInfo)
+        (a ``SymbolBlock`` sharing the ResNet's weights, for bfloat16)
 
     Raises
     ------
@@ -347,6 +352,7 @@ def load_trained(params: str, depth: Optional[int] = None, num_classes: Optional
         The file does not fit the architecture: the message names the first
         differing parameter and how to fix the options.
     """
+    check_dtype(dtype)  # before any work
     if not os.path.isfile(params):
         raise FileNotFoundError(f"{params}: no such params file.")
     given = {k: v for k, v in dict(depth=depth, num_classes=num_classes,
@@ -380,4 +386,4 @@ def load_trained(params: str, depth: Optional[int] = None, num_classes: Optional
             f"{problem}. Pass the --depth / --classes / --small-input the weights were "
             f"trained with.")
     net.load_parameters(params, ctx=ctx or mx.cpu())
-    return net, info
+    return mixed_precision(net, dtype), info

@@ -36,6 +36,7 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
 # TrainConfig and evaluate are also importable from here, as in 0.1 and the README.
 from .config import TrainConfig, parse_ctx
 from .evaluate import evaluate
+from .precision import mixed_precision
 from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
                   write_config, write_metrics)
 
@@ -326,8 +327,12 @@ def _check_same_options(saved: TrainConfig, config: TrainConfig) -> None:
 
 
 def _prepare_net(net: gluon.Block, ctxs: List[mx.Context], seed: int,
-                 checkpoint: Optional[str], hybridize: bool) -> None:
-    """Seed, then load the checkpoint's weights, or initialise, or move the net to ``ctxs``."""
+                 checkpoint: Optional[str], hybridize: bool, dtype: str) -> gluon.Block:
+    """Seed, then load the checkpoint's weights, or initialise, or move the net to ``ctxs``.
+
+    Returns the block that computes: ``net`` itself, or for bfloat16 a block
+    sharing its float32 parameters (see :func:`resnet_gluon.precision.mixed_precision`).
+    """
     mx.random.seed(seed)
     np.random.seed(seed)
     params = net.collect_params()
@@ -337,11 +342,13 @@ def _prepare_net(net: gluon.Block, ctxs: List[mx.Context], seed: int,
         net.initialize(mx.init.Xavier(), ctx=ctxs)
     else:
         params.reset_ctx(ctxs)
-    if hybridize and isinstance(net, gluon.HybridBlock):
+    runner = mixed_precision(net, dtype)
+    if hybridize and isinstance(runner, gluon.HybridBlock):
         # static_shape on several devices loses BatchNorm's running statistics
         # in MXNet 1.9 (they read back as their initial values); static memory
         # alone keeps them.
-        net.hybridize(static_alloc=True, static_shape=len(ctxs) == 1)
+        runner.hybridize(static_alloc=True, static_shape=len(ctxs) == 1)
+    return runner
 
 
 def _make_trainer(net: gluon.Block, config: TrainConfig, kv: Any, dist: bool) -> gluon.Trainer:
@@ -398,8 +405,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         config: Optional[TrainConfig] = None, ctx: Union[str, Sequence[mx.Context], None] = None,
         kvstore: Union[str, "mx.kvstore.KVStore"] = "device", run_dir: Optional[str] = None,
         resume: bool = False, progress: bool = True, hybridize: bool = True,
-        log: Callable[[str], None] = print, extra_config: Optional[Dict[str, Any]] = None
-        ) -> List[Dict[str, Any]]:
+        log: Callable[[str], None] = print, extra_config: Optional[Dict[str, Any]] = None,
+        dtype: Optional[str] = None) -> List[Dict[str, Any]]:
     """Train ``net`` as ``d2lzh.train_ch5`` does, with checkpoints, resume and several devices.
 
     Parameters
@@ -428,6 +435,10 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         Receives each epoch's line and any warnings.
     extra_config : dict, optional
         Written into ``config.json`` beside the recipe (CLI settings).
+    dtype : {'float32', 'bfloat16'}, optional
+        The compute type, in place of ``config.dtype``.  bfloat16 trains float32
+        master weights through a bf16 graph; checkpoints and the saved model
+        stay float32.
 
     Returns
     -------
@@ -443,6 +454,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         whose config differs from this one.
     """
     config = config or TrainConfig()
+    if dtype is not None:
+        config = dataclasses.replace(config, dtype=dtype)  # checked as every field is
     ctxs = parse_ctx(ctx)
     kv, rank, num_workers = make_kvstore(kvstore)
     dist, writer = num_workers > 1, run_dir is not None and rank == 0
@@ -454,7 +467,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     # The run directory is this process's until fit returns (see RunLock).
     with claim_run_dir(run_dir, resume) if writer else contextlib.nullcontext():
         found = _resume_point(run_dir, config, log) if resume else None
-        _prepare_net(net, ctxs, config.seed, found and found[0], hybridize)
+        runner = _prepare_net(net, ctxs, config.seed, found and found[0], hybridize,
+                              config.dtype)
         trainer = _make_trainer(net, config, kv, dist)
         if writer:
             write_config(run_dir, config, extra_config)
@@ -469,11 +483,11 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         try:
             for epoch in range(at.epoch, config.epochs):
                 first = epoch == at.epoch
-                sums = train_one_epoch(net, trainer, train_data, loss_fn, ctxs, config, epoch,
+                sums = train_one_epoch(runner, trainer, train_data, loss_fn, ctxs, config, epoch,
                                        at.sums if first else None, at.step if first else 0,
                                        num_workers, _on_step(bar, save, config, epoch, steps))
                 save.sync()
-                history.append(_epoch_record(net, test_data, ctxs, config, epoch, steps, sums))
+                history.append(_epoch_record(runner, test_data, ctxs, config, epoch, steps, sums))
                 bar.clear()
                 log(format_line(history[-1]))
                 bar.refresh()

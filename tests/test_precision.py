@@ -1,0 +1,166 @@
+"""bfloat16: a graph cast at its edges over float32 weights, in training, evaluation and export."""
+import collections
+import json
+import warnings
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon, nd
+
+from common import TINY, assert_same_params, load_params
+from resnet_gluon import build_resnet, cpu, precision
+from resnet_gluon.config import TrainConfig
+from resnet_gluon.data import BatchIter, load_data_fashion_mnist, resize_batch
+from resnet_gluon.export import export_symbol, load_symbol
+from resnet_gluon.precision import mixed_precision
+from resnet_gluon.run import load_trained
+from resnet_gluon.train import fit
+
+HAS_AMX_BF16 = "amx_bf16" in cpu.cpu_flags() and cpu.amx_status().enabled
+
+
+def _scores(net, X):
+    return nd.softmax(net(X)).asnumpy()
+
+
+def test_a_bf16_forward_is_close_to_fp32_on_real_images(trained_run, test_images):
+    net, _ = load_trained(str(trained_run / "model.params"))
+    bf16, _ = load_trained(str(trained_run / "model.params"), dtype="bfloat16")
+    X = resize_batch(test_images[0][:256], 96)
+    a, b = _scores(net, X), _scores(bf16, X)
+    assert b.dtype == np.float32  # scores come back in float32 for the softmax and loss
+    assert 0 < np.abs(a - b).max() < 0.05  # bf16 keeps 8 bits of mantissa: close, not equal
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.98
+
+
+def test_the_bf16_block_shares_the_nets_float32_parameters():
+    net = build_resnet(18, in_channels=1)
+    bf16 = mixed_precision(net)  # before initialisation: it uses what the net holds
+    net.initialize(mx.init.Xavier())
+    assert mixed_precision(net, "float32") is net
+    assert set(bf16.collect_params().keys()) == set(net.collect_params().keys())
+    before = net.collect_params()["conv0_weight"].data().copy()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
+    X, y = nd.random.uniform(shape=(8, 1, 32, 32)), nd.arange(8)
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(bf16(X), y)
+    loss.backward()
+    trainer.step(8)
+    after = net.collect_params()["conv0_weight"].data()
+    assert after.dtype == np.float32 and net.collect_params()["conv0_weight"].grad().dtype == np.float32
+    assert np.abs((after - before).asnumpy()).max() > 0  # the update reached the net
+
+
+class _StopAt:
+    """A BatchIter that stops the run (as Ctrl-C would) when it reaches global step ``at``."""
+
+    def __init__(self, data: BatchIter, at: int):
+        self.data, self.at = data, at
+
+    def __len__(self):
+        return len(self.data)
+
+    def batches(self, epoch, start):
+        for i, batch in enumerate(self.data.batches(epoch, start), start=start):
+            if epoch * len(self.data) + i == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(tmp_path):
+    config = TrainConfig(batch_size=64, epochs=2, resize=28, limit_train=512, limit_test=64,
+                         momentum=0.9, lr=0.02, checkpoint_every=3)
+    data = lambda: load_data_fashion_mnist(64, resize=28, limit_train=512, limit_test=64)
+
+    def run(name, stop_at=None, resume=False):
+        train, test = data()
+        return fit(build_resnet(18, in_channels=1), _StopAt(train, stop_at) if stop_at else train,
+                   test, config, run_dir=str(tmp_path / name), resume=resume, progress=False,
+                   log=lambda line: None, dtype="bfloat16")
+
+    whole = run("whole")
+    assert whole[1]["loss"] < whole[0]["loss"] and whole[1]["train_acc"] > 0.5
+    assert json.loads((tmp_path / "whole" / "config.json").read_text())["dtype"] == "bfloat16"
+    saved = load_params(tmp_path / "whole" / "model.params")
+    assert {v.dtype for v in saved.values()} == {np.dtype("float32")}
+    net, _ = load_trained(str(tmp_path / "whole" / "model.params"))  # any command loads it
+    assert net(nd.zeros((1, 1, 28, 28))).shape == (1, 10)
+
+    with pytest.raises(KeyboardInterrupt):
+        run("cut", stop_at=13)  # in epoch 2, after its first step checkpoint
+    assert not (tmp_path / "cut" / "model.params").exists()
+    resumed = run("cut", resume=True)
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in whole]
+    assert_same_params(tmp_path / "cut" / "model.params", tmp_path / "whole" / "model.params")
+
+
+def test_an_exported_bf16_symbol_keeps_its_casts_and_loads_as_bf16(trained_run, tmp_path,
+                                                                   test_images):
+    net, info = load_trained(str(trained_run / "model.params"), dtype="bfloat16")
+    export_symbol(net, str(tmp_path / "m"), info)
+    nodes = json.loads((tmp_path / "m-symbol.json").read_text())["nodes"]
+    casts = collections.Counter(n["attrs"]["dtype"] for n in nodes if n["op"] == "amp_cast")
+    # in: the data and the weight and bias of 20 convolutions and the dense layer; out: scores
+    assert casts == {"bfloat16": 1 + 2 * 21, "float32": 1}
+    assert {v.dtype for v in load_params(tmp_path / "m-0000.params").values()} == \
+        {np.dtype("float32")}
+    loaded, _ = load_symbol(str(tmp_path / "m"))
+    X = resize_batch(test_images[0][:32], 96)
+    np.testing.assert_allclose(_scores(loaded, X), _scores(net, X), atol=1e-6)
+
+
+def test_a_cpu_without_native_bf16_is_warned_of(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f"})
+    with pytest.warns(UserWarning, match="neither AMX nor AVX512-BF16, so oneDNN emulates"):
+        mixed_precision(build_resnet(18, in_channels=1))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixed_precision(build_resnet(18, in_channels=1))
+
+
+def test_bad_dtypes_and_blocks_are_named():
+    with pytest.raises(ValueError, match=r"dtype must be one of \['float32', 'bfloat16'\], "
+                                         r"got 'float16'"):
+        TrainConfig(dtype="float16")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        mixed_precision(build_resnet(18, in_channels=1), "bf16")
+    with pytest.raises(TypeError, match="bfloat16 needs a HybridBlock .* got Sequential"):
+        mixed_precision(gluon.nn.Sequential())
+
+
+def test_the_commands_take_dtype(cli, trained_run, tmp_path):
+    params = str(trained_run / "model.params")
+    result = cli("evaluate", "--params", params, "--dtype", "bfloat16", "--limit-test", "512")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[1]
+    assert line.startswith("bfloat16 test acc 0.") and "top-1 agreement with fp32 " in line
+    assert float(line.split("agreement with fp32 ")[1].split(";")[0]) >= 0.98
+    for args, message in (
+            (["evaluate", "--params", params, "--dtype", "bfloat16", "--int8"],
+             "--int8 and --dtype bfloat16 are two lower precisions; pick one"),
+            (["export", "--params", params, "--dtype", "bfloat16", "--format", "onnx",
+              "--out", str(tmp_path / "m")],
+             "--dtype bfloat16 exports as an MXNet symbol only (ONNX export is float32)")):
+        result = cli(*args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = cli("predict", "--model", params, "--dtype", "half", "x.png")
+    assert result.returncode == 2 and "invalid choice: 'half'" in result.stderr
+
+
+@pytest.mark.skipif(not HAS_AMX_BF16, reason="needs a CPU with AMX (amx_bf16) and the kernel's "
+                                             "permission; this one has not")
+def test_on_an_amx_machine_bf16_training_runs_its_convolutions_on_amx(cli, tmp_path):
+    result = cli("train", "--dtype", "bfloat16", *TINY, "--epochs", "1",
+                 "--out", str(tmp_path / "run"), env={"DNNL_VERBOSE": "1"})
+    assert result.returncode == 0, result.stderr
+    kernels = collections.Counter()
+    for line in result.stdout.splitlines():
+        parts = line.split(",")
+        if parts[:4] == ["dnnl_verbose", "exec", "cpu", "convolution"]:
+            kernels[(parts[5], "amx_bf16" in parts[4])] += 1
+    for kind in ("forward_training", "backward_data", "backward_weights", "forward_inference"):
+        # 20 convolutions a step; the 1-channel stem's weight gradient may use AVX512-BF16
+        assert kernels[(kind, True)] >= 0.9 * (kernels[(kind, True)] + kernels[(kind, False)]), \
+            kernels
