@@ -1,7 +1,8 @@
 """Images per second of ResNet-18 implementations on this CPU, side by side, in one run.
 
 Inference (predict mode) and one training step (forward, backward, SGD update)
-of: resnet_gluon imperative, hybridized and INT8; the notebook's literal
+of: resnet_gluon imperative, hybridized (also with AMX turned off), bfloat16
+(``resnet_gluon.precision``) and INT8 (also with AMX off); the notebook's literal
 ``nn.Block`` net; MXNet's model zoo ``resnet18_v1``; torchvision ``resnet18``
 fp32 eager and bf16 autocast with channels_last (when torch is installed:
 ``pip install torch==2.14.1 torchvision==0.29.1``; never a dependency of the
@@ -12,7 +13,11 @@ run one after another within each configuration, so that they are compared
 minutes apart at most on a shared machine.  The table gives each figure's
 ratio to torchvision fp32 eager and its GFLOP/s as a share of a float32 matmul
 peak measured in the same run (the best of MXNet's ``dot``, its oneDNN
-``FullyConnected`` and ``torch.mm``, at 2048 and 4096).
+``FullyConnected`` and ``torch.mm``, at 2048 and 4096).  ``--rounds N`` runs the
+whole set N times, alternating, and keeps each figure's median.  Each row names
+the ISA its convolutions ran on, read from oneDNN's verbose log of one extra
+step in a process of its own (MXNet's oneDNN and torch's alike; ``-``: none ran
+through oneDNN).
 
 Then, unless ``--no-extras``: a real training epoch (``resnet_gluon.fit`` on real
 Fashion-MNIST: batching, resize, loss and accuracy included) against the pure
@@ -22,6 +27,9 @@ size (28, 64, 96, 224); how throughput grows with batch size at 1 and 2 threads
 where a hybridized training step spends its time (MXNet's profiler).
 
 Run:  OMP_NUM_THREADS=2 python benchmarks/throughput.py [--quick] [--out benchmarks/results]
+bf16 against torchvision on an AMX machine (issue 15):
+      OMP_NUM_THREADS=2 python benchmarks/throughput.py --batches 32,128 --sizes 96 \
+          --no-extras --rounds 3 --out benchmarks/results/amx
 """
 import argparse
 import json
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from typing import Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +51,8 @@ import numpy as np  # noqa: E402
 from mxnet import autograd, gluon, nd  # noqa: E402
 
 from resnet_gluon import build_resnet  # noqa: E402
-from resnet_gluon.cpu import cpu_model  # noqa: E402
+from resnet_gluon.cpu import ISA_FLAGS, amx_status, cpu_flags, cpu_model  # noqa: E402
+from resnet_gluon.precision import mixed_precision  # noqa: E402
 from resnet_gluon.quantize import calibration_images, quantize  # noqa: E402
 
 Runner = Callable[[], None]
@@ -163,6 +173,14 @@ def ours_hybridized(batch, size):
     return _mx_runners(net, batch, size, train=True)
 
 
+def ours_bf16(batch, size):
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    bf16 = mixed_precision(net, "bfloat16")  # shares net's float32 weights
+    bf16.hybridize(static_alloc=True, static_shape=True)
+    return _mx_runners(bf16, batch, size, train=True)
+
+
 def ours_int8(batch, size):
     net = build_resnet(18, in_channels=1)
     net.initialize(mx.init.Xavier())
@@ -226,13 +244,20 @@ def torch_bf16(batch, size):
 IMPLEMENTATIONS = {
     "resnet_gluon imperative": ours_imperative,
     "resnet_gluon hybridized": ours_hybridized,
+    "resnet_gluon hybridized (AMX off)": ours_hybridized,
+    "resnet_gluon bf16": ours_bf16,
     "resnet_gluon int8": ours_int8,
+    "resnet_gluon int8 (AMX off)": ours_int8,
     "notebook nn.Block": notebook_literal,
     "model zoo resnet18_v1": model_zoo,
     "torchvision fp32 eager": torch_fp32,
     "torchvision bf16 channels_last": torch_bf16,
 }
 BASELINE = "torchvision fp32 eager"
+TORCH_BF16 = "torchvision bf16 channels_last"
+#: What a child process of an implementation has in its environment besides ours.
+CHILD_ENV = {"resnet_gluon hybridized (AMX off)": {"RESNET_GLUON_AMX": "0"},
+             "resnet_gluon int8 (AMX off)": {"RESNET_GLUON_AMX": "0"}}
 
 
 def _median_rate(run: Runner, batch: int, warmup: int, repeats: int) -> float:
@@ -255,45 +280,99 @@ def measure(names: List[str], batches: List[int], sizes: List[int], warmup: int,
     return rows
 
 
-def _child(args: List[str], threads: Optional[int] = None):
-    """Run this script with ``args`` plus ``--child-json PATH`` in a fresh process; its JSON."""
-    env = dict(os.environ)
+def _child(args: List[str], threads: Optional[int] = None, env: Optional[Dict] = None,
+           verbose: bool = False):
+    """Run this script with ``args`` plus ``--child-json PATH`` in a fresh process; its JSON
+    (and, with ``verbose``, oneDNN's verbose log of it as the second item)."""
+    env = dict(os.environ, **(env or {}))
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
+    if verbose:
+        env.update(DNNL_VERBOSE="1", ONEDNN_VERBOSE="1")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "out.json")
-        subprocess.run([sys.executable, os.path.abspath(__file__), *args, "--child-json", path],
-                       env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), *args,
+                               "--child-json", path], env=env, check=True, timeout=1800,
+                              stdout=subprocess.PIPE if verbose else subprocess.DEVNULL,
+                              text=True)
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            out = json.load(f)
+    return (out, done.stdout) if verbose else out
+
+
+def convolution_isa(log: str) -> str:
+    """The ISA most of a verbose log's convolutions ran on, with its share when not all.
+
+    Reads MXNet's oneDNN 2.4 (``dnnl_verbose,exec,cpu,convolution,IMPL,...``) and
+    torch's oneDNN 3 (``onednn_verbose,...,exec,cpu,convolution,IMPL,...``), where IMPL
+    is ``kind:isa`` such as ``brgconv:avx512_core_amx_bf16``.
+    """
+    isas: Counter = Counter()
+    for line in log.splitlines():
+        parts = line.strip().split(",")
+        if "exec" in parts and "convolution" in parts[parts.index("exec"):]:
+            impl = parts[parts.index("convolution", parts.index("exec")) + 1]
+            isas[impl.split(":", 1)[-1]] += 1
+    if not isas:
+        return "-"
+    isa, count = isas.most_common(1)[0]
+    share = count / sum(isas.values())
+    return isa if share == 1 else f"{isa} ({100 * share:.0f}%)"
 
 
 def measure_isolated(names: List[str], batches: List[int], sizes: List[int], warmup: int,
-                     repeats: int, threads: Optional[int] = None, log=print) -> List[Dict]:
-    """Each implementation and configuration in its own process.
+                     repeats: int, threads: Optional[int] = None, log=print,
+                     rounds: int = 1) -> List[Dict]:
+    """Each implementation and configuration in its own process, ``rounds`` times.
 
     A fresh process per figure: no memory pool, thread pool or allocator
     state carries over from one implementation to the next (and 224x224
-    training at batch 128 would not fit seven nets in memory at once).
+    training at batch 128 would not fit seven nets in memory at once).  The
+    rounds alternate the implementations; each row keeps the median of its rounds.
     """
+    runs: Dict[Tuple, List[Dict]] = {}
+    for r in range(rounds):
+        for size in sizes:
+            for batch in batches:
+                for name in names:
+                    row, = _child(["--only", name, "--batches", str(batch), "--sizes",
+                                   str(size), "--warmup", str(warmup), "--repeats",
+                                   str(repeats)], threads, CHILD_ENV.get(name))
+                    row["implementation"] = name
+                    runs.setdefault((size, batch, name), []).append(row)
+                    log(f"  {name:<34} batch {batch:>3} {size}x{size}: inference "
+                        f"{row['infer_img_s']:8.1f} img/s, train step "
+                        f"{row['train_img_s'] or float('nan'):8.1f} img/s"
+                        + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads
+                           else "") + (f" (round {r + 1})" if rounds > 1 else ""))
     rows = []
-    for size in sizes:
-        for batch in batches:
-            for name in names:
-                row, = _child(["--only", name, "--batches", str(batch), "--sizes", str(size),
-                               "--warmup", str(warmup), "--repeats", str(repeats)], threads)
-                rows.append(row)
-                log(f"  {name:<32} batch {batch:>3} {size}x{size}: inference "
-                    f"{row['infer_img_s']:8.1f} img/s, train step "
-                    f"{row['train_img_s'] or float('nan'):8.1f} img/s"
-                    + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else ""))
+    for got in runs.values():
+        row = dict(got[0], rounds=len(got))
+        for key in ("infer_img_s", "train_img_s"):
+            if row[key] is not None:
+                row[key] = statistics.median(g[key] for g in got)
+        rows.append(row)
     return rows
 
 
+def isa_of(names: List[str], batch: int, size: int) -> Dict[str, str]:
+    """The ISA each implementation's convolutions ran on (one step, oneDNN's verbose log)."""
+    found = {}
+    for name in names:
+        _, log = _child(["--only", name, "--batches", str(batch), "--sizes", str(size),
+                         "--warmup", "1", "--repeats", "1"], env=CHILD_ENV.get(name),
+                        verbose=True)
+        found[name] = convolution_isa(log)
+    return found
+
+
 def table(rows: List[Dict], gflop: Dict[int, float], peak: float) -> str:
+    """The side-by-side table; an ISA column when the rows carry one (``isa``)."""
     base = {(r["batch"], r["size"]): r for r in rows if r["implementation"] == BASELINE}
+    isa = any("isa" in r for r in rows)
     lines = ["| implementation | batch | size | inference img/s | x torch | % peak | "
-             "train img/s | x torch | % peak |", "|---|---|---|---|---|---|---|---|---|"]
+             "train img/s | x torch | % peak |" + (" convolutions ran on |" if isa else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if isa else "")]
     for r in rows:
         b = base.get((r["batch"], r["size"]))
         cells = []
@@ -306,7 +385,7 @@ def table(rows: List[Dict], gflop: Dict[int, float], peak: float) -> str:
             share = 100 * v * flop_factor * gflop[r["size"]] / peak
             cells += [f"{v:.1f}", ratio, f"{share:.0f}%"]
         lines.append(f"| {r['implementation']} | {r['batch']} | {r['size']} | " +
-                     " | ".join(cells) + " |")
+                     " | ".join(cells) + " |" + (f" {r.get('isa', '-')} |" if isa else ""))
     return "\n".join(lines)
 
 
@@ -357,14 +436,20 @@ def thread_scaling(threads: List[int], batches: List[int], size: int, warmup: in
             for t in threads}
 
 
-def profile_step(batch: int, size: int, top: int = 12) -> str:
-    """Time per operator of a few hybridized training steps (MXNet's profiler).
+#: The implementations whose training step ``--profile`` breaks down.
+PROFILED = ("resnet_gluon hybridized", "resnet_gluon bf16")
+
+
+def profile_step(batch: int, size: int, top: int = 12,
+                 implementation: str = "resnet_gluon hybridized") -> str:
+    """Time per operator of a few training steps of ``implementation`` (MXNet's profiler).
 
     Runs in a child process with MXNet's bulk execution off, so that each
     operator is timed on its own instead of as one fused segment.
     """
     env = dict(os.environ, MXNET_EXEC_BULK_EXEC_TRAIN="0", MXNET_EXEC_BULK_EXEC_INFERENCE="0")
-    cmd = [sys.executable, os.path.abspath(__file__), "--profile-child", f"{batch},{size}"]
+    cmd = [sys.executable, os.path.abspath(__file__), "--profile-child",
+           f"{batch},{size},{implementation}"]
     text = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
                           timeout=900).stdout
     rows = []
@@ -381,8 +466,8 @@ def profile_step(batch: int, size: int, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def _profile_child(batch: int, size: int) -> None:
-    _, step = ours_hybridized(batch, size)
+def _profile_child(batch: int, size: int, implementation: str) -> None:
+    _, step = IMPLEMENTATIONS[implementation](batch, size)
     step()
     with tempfile.TemporaryDirectory() as tmp:
         mx.profiler.set_config(profile_all=True, aggregate_stats=True,
@@ -433,6 +518,8 @@ def plot(scaling: Dict[str, List[Dict]], epochs: List[Dict], path: str) -> None:
 def _environment(torch, peaks: Dict[str, float], gflop: Dict[int, float]) -> Dict:
     return {"machine": platform.processor() or platform.machine(),
             "cpu_model": cpu_model(), "cpus": os.cpu_count(),
+            "isa_flags": " ".join(sorted(f for f in ISA_FLAGS if f in cpu_flags())) or "-",
+            "amx": ("on" if amx_status().enabled else "off") + f" ({amx_status().reason})",
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "mxnet": mx.__version__, "torch": getattr(torch, "__version__", None),
             "matmul_peak_gflops": peaks, "forward_gflop": gflop,
@@ -449,17 +536,40 @@ def _targets(rows: List[Dict], epochs: List[Dict]) -> List[str]:
             continue
         best = max((r for r in by.values() if r["implementation"].startswith("resnet_gluon")),
                    key=lambda r: r["infer_img_s"])
-        bf16 = by.get("torchvision bf16 channels_last")
+        bf16 = by.get(TORCH_BF16)
         parts = [f"train {ours['train_img_s'] / base['train_img_s']:.2f}x (>= 1.4)",
                  f"inference {ours['infer_img_s'] / base['infer_img_s']:.2f}x (>= 1.3)"]
         if bf16:
             parts.append(f"best inference ({best['implementation']}) "
                          f"{best['infer_img_s'] / bf16['infer_img_s']:.2f}x torch bf16 (>= 1)")
         out.append(f"batch {batch}, {size}x{size}: " + ", ".join(parts))
+        out += _amx_targets(by, batch, size)
     for r in epochs:
         out.append(f"real epoch at {r['size']}x{r['size']}, batch {r['batch']}: "
                    f"{100 * r['epoch_vs_step']:.1f}% of the pure step (>= 90%)")
     return out
+
+
+def _amx_targets(by: Dict[str, Dict], batch: int, size: int) -> List[str]:
+    """Issue 15's ratios, where their rows were measured: bf16 and INT8 against torchvision
+    bf16, and float32 with AMX on against off."""
+    def ratio(a: str, b: str, key: str) -> Optional[float]:
+        return by[a][key] / by[b][key] if a in by and b in by and by[b][key] else None
+
+    parts = []
+    for a, b, key, what, bar in (
+            ("resnet_gluon bf16", TORCH_BF16, "train_img_s", "bf16 train step", "1.2"),
+            ("resnet_gluon int8", TORCH_BF16, "infer_img_s", "INT8 inference", "2.5"),
+            ("resnet_gluon bf16", TORCH_BF16, "infer_img_s", "bf16 inference", "1"),
+            ("resnet_gluon hybridized", "resnet_gluon hybridized (AMX off)", "infer_img_s",
+             "fp32 inference with AMX on / off", "1"),
+            ("resnet_gluon hybridized", "resnet_gluon hybridized (AMX off)", "train_img_s",
+             "fp32 train step with AMX on / off", "1")):
+        value = ratio(a, b, key)
+        if value is not None:
+            versus = "" if "on / off" in what else " torch bf16"
+            parts.append(f"{what} {value:.2f}x{versus} (>= {bar})")
+    return [f"batch {batch}, {size}x{size}: " + ", ".join(parts)] if parts else []
 
 
 def main(argv=None) -> int:
@@ -469,10 +579,17 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated implementations (default: all)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every implementation N times, alternating; keep medians (1)")
+    parser.add_argument("--no-isa", action="store_true",
+                        help="skip the extra step per implementation that names its ISA")
     parser.add_argument("--quick", action="store_true",
-                        help="batch 32 at 96x96, 1 warm-up, 3 repeats, no extras: a smoke run")
+                        help="batch 32 at 96x96, 1 warm-up, 3 repeats, no extras, no ISA: "
+                             "a smoke run")
     parser.add_argument("--no-extras", action="store_true",
                         help="only the side-by-side table (no epochs, scaling, profile)")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --no-extras: still profile the fp32 and bf16 training steps")
     parser.add_argument("--out", help="write throughput.json, throughput.md and scaling.png "
                                       "into this directory")
     # What the child processes are asked to do:
@@ -481,11 +598,14 @@ def main(argv=None) -> int:
     parser.add_argument("--profile-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.profile_child:
-        _profile_child(*(int(v) for v in args.profile_child.split(",")))
+        batch, size, implementation = args.profile_child.split(",", 2)
+        _profile_child(int(batch), int(size), implementation)
         return 0
     if args.quick:
         args.batches, args.sizes, args.warmup, args.repeats = "32", "96", 1, 3
-        args.no_extras = True
+        args.no_extras = args.no_isa = True
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     torch, _ = _torch()
     names = args.only.split(",") if args.only else list(IMPLEMENTATIONS)
     unknown = [n for n in names if n not in IMPLEMENTATIONS]
@@ -509,21 +629,28 @@ def main(argv=None) -> int:
             json.dump(out, f)
         return 0
 
-    peaks = matmul_peak()
+    # A smoke run measures the peak on a smaller matmul (seconds instead of ten or more).
+    peaks = matmul_peak((1024,), 3) if args.quick else matmul_peak()
     peak = max(peaks.values())
     gflop = {s: forward_gflop(s) for s in sorted(set(sizes) | {28, 64, 96, 224})}
     env = _environment(torch, peaks, gflop)
-    report = [f"{env['cpu_model']}, {env['cpus']} CPUs, OMP_NUM_THREADS={threads}, "
-              f"mxnet {env['mxnet']}, torch {env['torch']}",
+    report = [f"{env['cpu_model']}, {env['cpus']} CPUs ({env['isa_flags']}), "
+              f"OMP_NUM_THREADS={threads}, mxnet {env['mxnet']}, torch {env['torch']}; "
+              f"AMX for MXNet: {env['amx']}",
               f"float32 matmul peak {peak:.0f} GFLOP/s ("
               + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + "); forward GFLOP per "
               "image: " + ", ".join(f"{s}x{s} {g:.3f}" for s, g in gflop.items())]
     print("\n".join(report), flush=True)
-    rows = measure_isolated(names, batches, sizes, args.warmup, args.repeats)
+    rows = measure_isolated(names, batches, sizes, args.warmup, args.repeats,
+                            rounds=args.rounds)
+    if not args.no_isa:
+        isas = isa_of(names, batches[0], sizes[0])
+        for r in rows:
+            r["isa"] = isas[r["implementation"]]
     report += ["", "## Side by side (images/s; x torch: ratio to torchvision fp32 eager; "
                "% peak: GFLOP/s over the matmul peak, a training step counted as 3 forwards)",
                "", table(rows, gflop, peak)]
-    result = dict(env, warmup=args.warmup, repeats=args.repeats, rows=rows)
+    result = dict(env, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, rows=rows)
     if not args.no_extras:
         print("real epochs against the pure step:", flush=True)
         epochs = [row for size in (28, 64, 96, 224) for row in _child(
@@ -535,8 +662,7 @@ def main(argv=None) -> int:
                   flush=True)
         print("thread scaling:", flush=True)
         scaling = thread_scaling([1, 2], [1, 8, 32, 128], 96, args.warmup, args.repeats)
-        profile = profile_step(32, 96)
-        result.update(epochs=epochs, thread_scaling=scaling, profile=profile)
+        result.update(epochs=epochs, thread_scaling=scaling)
         report += ["", "## A real epoch (fit on real data, batch 128) against the pure step",
                    "", "| input | real epoch img/s | pure step img/s | share | test pass img/s "
                    "| full epoch (60k + 10k images) |", "|---|---|---|---|---|---|"]
@@ -554,11 +680,17 @@ def main(argv=None) -> int:
                     report.append(f"| {name} | {t} | " + " | ".join(
                         f"{mine[b]['infer_img_s']:.0f} / {mine[b]['train_img_s']:.0f}"
                         for b in sorted(mine)) + " |")
-        report += ["", "## Where a hybridized training step spends its time (batch 32, 96x96, "
-                   "MXNet profiler, bulk execution off, 3 steps)", "", "```", profile, "```"]
         targets = _targets(rows, epochs)
     else:
         epochs, scaling, targets = [], {}, _targets(rows, [])
+    if not args.no_extras or args.profile:
+        result["profile"] = {}
+        for name in PROFILED:
+            print(f"profiling {name}:", flush=True)
+            profile = result["profile"][name] = profile_step(32, 96, implementation=name)
+            report += ["", f"## Where a training step of {name} spends its time (batch 32, "
+                       f"96x96, MXNet profiler, bulk execution off, 3 steps)", "", "```",
+                       profile, "```"]
     report += ["", "## Targets", ""] + [f"- {t}" for t in targets]
     result["targets"] = targets
     text = "\n".join(report[2:])

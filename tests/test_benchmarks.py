@@ -51,3 +51,40 @@ def test_unknown_implementation_is_named(cli):
                         "resnet_gluon turbo", timeout=300)
     assert result.returncode == 2
     assert "unknown implementations ['resnet_gluon turbo']" in result.stderr
+
+
+def test_the_isa_of_each_row_is_read_from_either_onednns_verbose_log():
+    mxnet_log = "\n".join([
+        "dnnl_verbose,info,oneDNN v2.4.4 (commit abc)",
+        "dnnl_verbose,exec,cpu,reorder,jit:uni,undef,src_f32::blocked:abcd:f0,,,64,0.01",
+        "dnnl_verbose,exec,cpu,convolution,jit:avx512_core_amx_bf16,forward_training,src_bf16",
+        "dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core_amx_bf16,backward_data,src_bf16",
+        "dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core_amx_bf16,forward_training,x",
+        "dnnl_verbose,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,x"])
+    assert throughput.convolution_isa(mxnet_log) == "avx512_core_amx_bf16 (75%)"
+    torch_log = ("onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,"
+                 "forward_training,src:bf16::blocked:acdb::f0,,,mb32_ic64oc64,0.2\n"
+                 "onednn_verbose,v1,primitive,exec,cpu,eltwise,jit:avx512_core,forward,x")
+    assert throughput.convolution_isa(torch_log) == "avx512_core_amx"
+    assert throughput.convolution_isa("no oneDNN here") == "-"
+
+
+def test_the_amx_targets_are_the_issues_ratios():
+    row = lambda name, infer, train: {"implementation": name, "batch": 32, "size": 96,
+                                      "infer_img_s": infer, "train_img_s": train,
+                                      "isa": "avx512_core_amx_bf16"}
+    rows = [row("torchvision fp32 eager", 400.0, 100.0),
+            row("torchvision bf16 channels_last", 800.0, 200.0),
+            row("resnet_gluon hybridized", 500.0, 150.0),
+            row("resnet_gluon hybridized (AMX off)", 520.0, 140.0),
+            row("resnet_gluon bf16", 1000.0, 250.0),
+            row("resnet_gluon int8", 2400.0, None)]
+    targets = throughput._targets(rows, [])
+    assert targets[1] == ("batch 32, 96x96: bf16 train step 1.25x torch bf16 (>= 1.2), INT8 "
+                          "inference 3.00x torch bf16 (>= 2.5), bf16 inference 1.25x torch bf16 "
+                          "(>= 1), fp32 inference with AMX on / off 0.96x (>= 1), fp32 train "
+                          "step with AMX on / off 1.07x (>= 1)")
+    lines = throughput.table(rows, {96: 0.5}, peak=400.0).splitlines()
+    assert lines[0].endswith("| convolutions ran on |")
+    assert lines[6].startswith("| resnet_gluon bf16 | 32 | 96 | 1000.0 | 2.50 |")
+    assert lines[6].endswith("| avx512_core_amx_bf16 |")
