@@ -113,7 +113,8 @@ def sha256(path: str) -> str:
 
 
 def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trainer],
-                    state: Dict[str, Any], keep: int = 2) -> str:
+                    state: Dict[str, Any], keep: int = 2,
+                    extra_files: Optional[Dict[str, Callable[[str], None]]] = None) -> str:
     """Write a checkpoint directory atomically and drop all but the newest ``keep``.
 
     Parameters
@@ -125,6 +126,9 @@ def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trai
     state : dict
         JSON-able; must hold ``epoch`` and ``step`` (they name the checkpoint).
     keep : int, default 2
+    extra_files : dict, optional
+        ``{file name: write(path)}``: more files of the checkpoint (e.g. the
+        weight average), written, checksummed and verified like the others.
 
     Returns
     -------
@@ -143,6 +147,9 @@ def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trai
         if trainer is not None:
             trainer.save_states(os.path.join(tmp, "trainer.states"))
             files.append("trainer.states")
+        for file_name, write in (extra_files or {}).items():
+            write(os.path.join(tmp, file_name))
+            files.append(file_name)
         state = dict(state, files={f: sha256(os.path.join(tmp, f)) for f in files})
         with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f, indent=1)

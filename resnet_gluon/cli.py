@@ -16,7 +16,7 @@ import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from ._checks import POSITIVE_INT, POSITIVE_NUMBER, Rule
+from ._checks import NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
 from .config import ARCHITECTURE, KVSTORES, TrainConfig, option_fields, parse_ctx
 from .model import build_resnet
 from .shapes import count_parameters, format_shapes, layer_shapes
@@ -218,7 +218,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """Train a ResNet on the real Fashion-MNIST. With no options: the book's recipe (lr
     0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).
     """
-    from .data import load_data_fashion_mnist
+    from .data import load_splits
     from .train import fit, make_kvstore
 
     config, settings = _train_settings(args)
@@ -229,11 +229,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if config.batch_size % num_parts:
         raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
                          f"{num_parts} workers; use a multiple of {num_parts}.")
-    train_iter, test_iter = load_data_fashion_mnist(
+    data = load_splits(
         config.batch_size // num_parts, resize=config.resize, root=settings["data_dir"],
         limit_train=config.limit_train, limit_test=config.limit_test,
         augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index,
-        erase=config.random_erasing)
+        erase=config.random_erasing, val_split=config.val_split)
     net = build_resnet(config.depth, config.num_classes, small_input=config.small_input,
                        in_channels=1)
     if part_index == 0:
@@ -243,11 +243,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
               flush=True)
     args.out = out  # for the --resume hint if the run is interrupted
-    fit(net, train_iter, test_iter, config, ctx=ctxs, kvstore=kvstore, run_dir=out,
+    fit(net, data.train, data.test, config, ctx=ctxs, kvstore=kvstore, run_dir=out,
         resume=args.resume, progress=not args.no_progress, hybridize=not args.no_hybridize,
         log=lambda line: print(line if part_index == 0 else f"[worker {part_index}] {line}",
                                flush=True),
-        extra_config=settings)
+        extra_config=settings, val_data=data.val)
     return 0
 
 
@@ -260,6 +260,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--ctx", default="cpu:0")
     p.add_argument("--tta", action="store_true",
                    help="also average over each image's mirror image (test-time augmentation)")
+    p.add_argument("--tta-shift", type=_typed(NONNEGATIVE_INT), default=0, metavar="PIXELS",
+                   help="also average over each view moved by PIXELS input pixels left, "
+                        "right, up and down (test-time augmentation; 0)")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -280,15 +283,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
                      resize=info.resize)
-    result = evaluate(net, data, ctxs, info.num_classes, flip=args.tta)
+    tta = dict(flip=args.tta, shift=args.tta_shift)
+    result = evaluate(net, data, ctxs, info.num_classes, **tta)
+    views = " and ".join(w for w, on in (("flip", args.tta),
+                                         (f"{args.tta_shift}-pixel shift", args.tta_shift)) if on)
     print(f"test acc {result.accuracy:.4f} ({result.count} images, "
           f"ResNet-{info.depth}, resize {info.resize}"
-          f"{', with flip test-time augmentation' if args.tta else ''})")
+          f"{f', with {views} test-time augmentation' if views else ''})")
     if args.int8 or args.dtype != "float32":
         # The lower precision's own accuracy, and how often it agrees with float32.
         fp32, name = result, "int8" if args.int8 else args.dtype
         result = evaluate(_quantized(net, info, args) if args.int8 else net, data, ctxs,
-                          info.num_classes, flip=args.tta, dtype=args.dtype)
+                          info.num_classes, dtype=args.dtype, **tta)
         agree = agreement(result.predictions, fp32.predictions)
         print(f"{name} test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
               + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")

@@ -73,12 +73,18 @@ class TrainConfig:
         Mass spread over all classes (0 in the book).
     augment : bool
         Random 2-pixel shifts and horizontal flips.
+    ema : float
+        Decay of an exponential moving average of the weights, which is then
+        what each epoch evaluates and the run saves (0: none, the book).
     random_erasing : float
         Probability of erasing a random rectangle of each training image (0).
     seed : int
         Seeds initialisation (``mx.random``) and all data order and augmentation.
     limit_train, limit_test : int or None
         Use the first N examples only.
+    val_split : int
+        Training images held out as a validation set (before ``limit_train``),
+        chosen by ``seed``; 0 (the book) holds none out.
     checkpoint_every : int
         Also checkpoint every N steps inside an epoch (0: only at epoch ends).
     keep_checkpoints : int
@@ -102,6 +108,9 @@ class TrainConfig:
     warmup_epochs: float = _knob(0.0, "linear warm-up epochs", NONNEGATIVE_NUMBER)
     label_smoothing: float = _knob(0.0, "label smoothing", FRACTION)
     augment: bool = _knob(False, "random 2-pixel shifts and horizontal flips")
+    ema: float = _knob(0.0, "average the weights (exponential moving average, decay D such "
+                            "as 0.999), and evaluate and save the average; 0: none", FRACTION,
+                       metavar="D")
     random_erasing: float = _knob(0.0, "erase a random rectangle of each training image "
                                        "with probability P", PROBABILITY, metavar="P")
     seed: int = _knob(0, "seed of init, order and augmentation", ANY_INT)
@@ -109,6 +118,9 @@ class TrainConfig:
                                        POSITIVE_INT, optional=True, metavar="N")
     limit_test: Optional[int] = _knob(None, "use the first N test examples", POSITIVE_INT,
                                       optional=True, metavar="N")
+    val_split: int = _knob(0, "hold out N training images (a seeded choice) and report "
+                              "their accuracy each epoch; 0: none", NONNEGATIVE_INT,
+                           metavar="N")
     checkpoint_every: int = _knob(0, "also checkpoint every N steps; 0: at epoch ends only",
                                   NONNEGATIVE_INT, metavar="N")
     keep_checkpoints: int = _knob(2, "how many of the newest checkpoints to keep",

@@ -15,16 +15,16 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from mxnet import nd
 
-from ._checks import POSITIVE_INT, PROBABILITY
+from ._checks import NONNEGATIVE_INT, POSITIVE_INT, PROBABILITY
 
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
            "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
-           "load_data_fashion_mnist"]
+           "split_validation", "Splits", "load_splits", "load_data_fashion_mnist"]
 
 #: The ten classes, in label order (as ``d2lzh.get_fashion_mnist_labels``).
 CLASS_NAMES: Tuple[str, ...] = ("t-shirt", "trouser", "pullover", "dress", "coat",
@@ -303,6 +303,58 @@ class BatchIter:
         return self.batches(epoch)
 
 
+def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``count`` examples: ``(train_images, train_labels, val_images, val_labels)``.
+
+    The held-out examples are a seeded random choice (the same for the same
+    ``seed`` and data); both parts keep the data's order, so a ``limit_train``
+    taken afterwards is the first N of what is left for training.
+    """
+    NONNEGATIVE_INT.check("val_split", count)
+    if count >= len(images):
+        raise ValueError(f"val_split must leave training examples: got {count} of "
+                         f"{len(images)}. Hold out fewer (5,000 of the 60,000 is usual).")
+    held = np.zeros(len(images), dtype=bool)
+    # A stream of its own (not the order's or augmentation's): the split stays put
+    # whatever else the seed decides.
+    held[np.random.default_rng([seed, _VAL_STREAM]).permutation(len(images))[:count]] = True
+    return images[~held], labels[~held], images[held], labels[held]
+
+
+_VAL_STREAM = 7
+
+
+class Splits(NamedTuple):
+    """The three iterators of a run; ``val`` is None without a validation split."""
+
+    train: BatchIter
+    test: BatchIter
+    val: Optional[BatchIter] = None
+
+
+def load_splits(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
+                limit_train: Optional[int] = None, limit_test: Optional[int] = None,
+                augment: bool = False, seed: int = 0, num_parts: int = 1, part_index: int = 0,
+                erase: float = 0.0, val_split: int = 0) -> Splits:
+    """Training, test and (with ``val_split``) validation iterators.
+
+    ``val_split`` examples are held out of the 60,000 training images first
+    (:func:`split_validation`, seeded by ``seed``), then ``limit_train`` keeps
+    the first N of the rest.  The validation iterator is whole on every worker.
+    Other parameters as in :func:`load_data_fashion_mnist`.
+    """
+    train_x, train_y = load_fashion_mnist("train", root)
+    test_x, test_y = load_fashion_mnist("test", root)
+    train_x, train_y, val_x, val_y = split_validation(train_x, train_y, val_split, seed)
+    train = BatchIter(train_x[:limit_train], train_y[:limit_train], batch_size, shuffle=True,
+                      resize=resize, augment=augment, seed=seed, num_parts=num_parts,
+                      part_index=part_index, erase=erase)
+    test = BatchIter(test_x[:limit_test], test_y[:limit_test], batch_size, resize=resize)
+    val = BatchIter(val_x, val_y, batch_size, resize=resize) if val_split else None
+    return Splits(train, test, val)
+
+
 def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None,
                             root: Optional[str] = None, limit_train: Optional[int] = None,
                             limit_test: Optional[int] = None, augment: bool = False,
@@ -322,9 +374,6 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None,
     augment, seed, num_parts, part_index, erase
         For the training iterator; see :class:`BatchIter`.
     """
-    train_x, train_y = load_fashion_mnist("train", root)
-    test_x, test_y = load_fashion_mnist("test", root)
-    return (BatchIter(train_x[:limit_train], train_y[:limit_train], batch_size,
-                      shuffle=True, resize=resize, augment=augment, seed=seed,
-                      num_parts=num_parts, part_index=part_index, erase=erase),
-            BatchIter(test_x[:limit_test], test_y[:limit_test], batch_size, resize=resize))
+    splits = load_splits(batch_size, resize, root, limit_train, limit_test, augment, seed,
+                         num_parts, part_index, erase)
+    return splits.train, splits.test

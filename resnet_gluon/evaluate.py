@@ -11,10 +11,11 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
+from ._checks import NONNEGATIVE_INT
 from .config import parse_ctx
 from .precision import check_dtype, mixed_precision
 
-__all__ = ["EvalResult", "evaluate", "format_report"]
+__all__ = ["EvalResult", "evaluate", "format_report", "tta_views", "predict_tta"]
 
 
 @dataclasses.dataclass
@@ -36,8 +37,34 @@ class EvalResult:
         return int(self.confusion.sum())
 
 
+def tta_views(X: nd.NDArray, flip: bool = False, shift: int = 0) -> List[nd.NDArray]:
+    """The views of a batch that test-time augmentation averages over.
+
+    The batch itself, its mirror image (``flip``), and each of those moved by
+    ``shift`` pixels left, right, up and down (``shift > 0``; zeros fill in),
+    ``shift`` counted in the input's own pixels.
+    """
+    views = [X, X.flip(axis=3)] if flip else [X]
+    if shift:
+        k = shift
+        padded = [nd.pad(v, mode="constant", pad_width=(0, 0, 0, 0, k, k, k, k)) for v in views]
+        h, w = X.shape[2], X.shape[3]
+        for p in padded:  # the window moved by k in each direction
+            for dy, dx in ((0, k), (2 * k, k), (k, 0), (k, 2 * k)):
+                views.append(p[:, :, dy:dy + h, dx:dx + w])
+    return views
+
+
+def predict_tta(net: gluon.Block, X: nd.NDArray, flip: bool = False, shift: int = 0
+                ) -> nd.NDArray:
+    """Class probabilities of ``X``: the mean softmax over :func:`tta_views`."""
+    views = tta_views(X, flip, shift)
+    return nd.add_n(*[nd.softmax(net(v)) for v in views]) / len(views)
+
+
 def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Context], None] = None,
-             num_classes: int = 10, flip: bool = False, dtype: str = "float32") -> EvalResult:
+             num_classes: int = 10, flip: bool = False, dtype: str = "float32",
+             shift: int = 0) -> EvalResult:
     """Predict-mode accuracy of ``net`` on ``data`` (batches of ``(X, y)``).
 
     Parameters
@@ -50,11 +77,16 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
     flip : bool, default False
         Test-time augmentation: average the softmax of each image and of its
         mirror image (twice the cost; pairs with training on random flips).
+    shift : int, default 0
+        Test-time augmentation: also average over each view moved by this many
+        input pixels in four directions (five times the cost; pairs with
+        training on random shifts).  See :func:`predict_tta`.
     dtype : {'float32', 'bfloat16'}, default 'float32'
         The compute type (see :func:`resnet_gluon.precision.mixed_precision`);
         a HybridBlock is needed for bfloat16.
     """
     ctxs = parse_ctx(ctx)
+    NONNEGATIVE_INT.check("shift", shift)
     if check_dtype(dtype) != "float32":
         net = mixed_precision(net, dtype)
         net.hybridize(static_alloc=True)
@@ -64,9 +96,7 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
         xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
         ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
         for xp, yp in zip(xs, ys):
-            scores = net(xp)
-            if flip:
-                scores = nd.softmax(scores) + nd.softmax(net(xp.flip(axis=3)))
+            scores = predict_tta(net, xp, flip, shift) if flip or shift else net(xp)
             pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
             predictions.append(pred)
             np.add.at(confusion, (_labels(yp, num_classes), pred), 1)

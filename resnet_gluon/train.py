@@ -35,6 +35,7 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
                          latest_valid_checkpoint, save_checkpoint)
 # TrainConfig and evaluate are also importable from here, as in 0.1 and the README.
 from .config import TrainConfig, parse_ctx
+from .ema import WeightAverage
 from .evaluate import evaluate
 from .precision import mixed_precision
 from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
@@ -135,9 +136,10 @@ def _touch() -> None:
 
 
 def format_line(record: Dict[str, Any]) -> str:
-    """The book's epoch line from a ``fit`` record."""
-    return ("epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec"
-            % (record["epoch"], record["loss"], record["train_acc"], record["test_acc"],
+    """The book's epoch line from a ``fit`` record (with ``val acc`` when it has one)."""
+    val = f", val acc {record['val_acc']:.3f}" if "val_acc" in record else ""
+    return ("epoch %d, loss %.4f, train acc %.3f%s, test acc %.3f, time %.1f sec"
+            % (record["epoch"], record["loss"], record["train_acc"], val, record["test_acc"],
                record["time"]))
 
 
@@ -367,11 +369,15 @@ def _make_trainer(net: gluon.Block, config: TrainConfig, kv: Any, dist: bool) ->
 
 
 def _restore(found: Tuple[str, Dict[str, Any]], trainer: gluon.Trainer, dist: bool,
-             threads: Optional[str], log: Callable[[str], None]) -> _Position:
-    """The loop's position (and the optimizer's state) as a checkpoint left them."""
+             threads: Optional[str], log: Callable[[str], None],
+             ema: Optional[WeightAverage]) -> _Position:
+    """The loop's position (and the optimizer's state and weight average) as a checkpoint
+    left them."""
     path, state = found
     if "trainer.states" in state["files"] and not dist:
         trainer.load_states(os.path.join(path, "trainer.states"))
+    if ema is not None:  # the same options, so the checkpoint has one (see _resume_point)
+        ema.load(os.path.join(path, _EMA_FILE), state["ema_updates"])
     log(f"resuming from {path} (epoch {state['epoch'] + 1}, step {state['step']})")
     if "omp_num_threads" in state and state["omp_num_threads"] != threads:
         # oneDNN splits gradient sums by thread: another count, other roundings.
@@ -406,7 +412,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         kvstore: Union[str, "mx.kvstore.KVStore"] = "device", run_dir: Optional[str] = None,
         resume: bool = False, progress: bool = True, hybridize: bool = True,
         log: Callable[[str], None] = print, extra_config: Optional[Dict[str, Any]] = None,
-        dtype: Optional[str] = None) -> List[Dict[str, Any]]:
+        dtype: Optional[str] = None, val_data: Optional[Iterable] = None
+        ) -> List[Dict[str, Any]]:
     """Train ``net`` as ``d2lzh.train_ch5`` does, with checkpoints, resume and several devices.
 
     Parameters
@@ -417,7 +424,9 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         Batches; a :class:`resnet_gluon.data.BatchIter` makes resume exact
         mid-epoch, any other iterable is re-iterated and skipped forward.
     config : TrainConfig, optional
-        The recipe (the book's by default).
+        The recipe (the book's by default).  With ``config.ema`` the epochs'
+        accuracies and the saved model are those of the weight average
+        (:class:`resnet_gluon.ema.WeightAverage`); the net is left holding it.
     ctx : str or list of Context, optional
         Devices; each batch is split across them and the gradients summed.
     kvstore : str or KVStore, default 'device'
@@ -439,11 +448,15 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         The compute type, in place of ``config.dtype``.  bfloat16 trains float32
         master weights through a bf16 graph; checkpoints and the saved model
         stay float32.
+    val_data : iterable of (NDArray, NDArray), optional
+        Held-out training examples (see :func:`resnet_gluon.data.load_splits`),
+        evaluated each epoch as ``val_acc``: the figure to choose a recipe by.
 
     Returns
     -------
     list of dict
-        One record per epoch: ``epoch, loss, train_acc, test_acc, time, lr``.
+        One record per epoch: ``epoch, loss, train_acc, test_acc, time, lr`` (and
+        ``val_acc`` with ``val_data``).
 
     Raises
     ------
@@ -473,10 +486,12 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         if writer:
             write_config(run_dir, config, extra_config)
         threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
-        at = _restore(found, trainer, dist, threads, log) if found else _Position()
+        ema = WeightAverage(net, config.ema) if config.ema else None
+        at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
         history, steps, loss_fn = at.history, len(train_data), loss_function(config)
         save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
-                             _AuxSync(net.collect_params(), ctxs, kv), config, threads, history)
+                             _AuxSync(net.collect_params(), ctxs, kv), config, threads, history,
+                             ema)
         bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
         guard = _watchdog_of_this_process() if dist else _NoBar()  # waits on peers: bounded
         guard.arm()
@@ -487,7 +502,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
                                        at.sums if first else None, at.step if first else 0,
                                        num_workers, _on_step(bar, save, config, epoch, steps))
                 save.sync()
-                history.append(_epoch_record(runner, test_data, ctxs, config, epoch, steps, sums))
+                history.append(_epoch_record(runner, test_data, ctxs, config, epoch, steps, sums,
+                                             val_data, ema))
                 bar.clear()
                 log(format_line(history[-1]))
                 bar.refresh()
@@ -501,8 +517,13 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
             bar.close()
             guard.disarm()
         _settle()
+        if ema is not None:
+            ema.apply()  # what the epochs evaluated is what is saved and returned
         _save_final(net, run_dir, rank, history)
         return history
+
+
+_EMA_FILE = "ema.params"  # a checkpoint's weight average
 
 
 class _Checkpointer:
@@ -510,23 +531,26 @@ class _Checkpointer:
 
     BatchNorm's statistics are synced at every checkpoint position, written or
     not, so that a resumed run (which restarts from one copy) follows the
-    uninterrupted one exactly.
+    uninterrupted one exactly.  The weight average, if any, is saved beside the net.
     """
 
     def __init__(self, run_dir: Optional[str], net: gluon.Block,
                  trainer: Optional[gluon.Trainer], sync: "_AuxSync", config: TrainConfig,
-                 threads: Optional[str], history: List[Dict[str, Any]]):
+                 threads: Optional[str], history: List[Dict[str, Any]],
+                 ema: Optional[WeightAverage]):
         self.run_dir, self.net, self.trainer, self.sync = run_dir, net, trainer, sync
-        self.config, self.threads, self.history = config, threads, history
+        self.config, self.threads, self.history, self.ema = config, threads, history, ema
 
     def __call__(self, epoch: int, step: int, sums: Dict[str, Any]) -> None:
         self.sync()
         if self.run_dir is not None:
-            save_checkpoint(self.run_dir, self.net, self.trainer,
-                            {"epoch": epoch, "step": step, "partial": sums,
-                             "history": self.history, "config": self.config.to_dict(),
-                             "omp_num_threads": self.threads},
-                            keep=self.config.keep_checkpoints)
+            state = {"epoch": epoch, "step": step, "partial": sums, "history": self.history,
+                     "config": self.config.to_dict(), "omp_num_threads": self.threads}
+            extra = {}
+            if self.ema is not None:
+                state["ema_updates"], extra[_EMA_FILE] = self.ema.updates, self.ema.save
+            save_checkpoint(self.run_dir, self.net, self.trainer, state,
+                            keep=self.config.keep_checkpoints, extra_files=extra)
 
 
 def _on_step(bar, save: _Checkpointer, config: TrainConfig, epoch: int, steps: int):
@@ -535,6 +559,8 @@ def _on_step(bar, save: _Checkpointer, config: TrainConfig, epoch: int, steps: i
         _touch()
         bar.update(1)
         bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}", lr=f"{lr:.3g}", refresh=False)
+        if save.ema is not None:
+            save.ema.update()
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < steps:
             save(epoch, done, sums)
     return on_step
@@ -547,15 +573,28 @@ def _touching(data: Iterable) -> Iterable:
         yield batch
 
 
+def _averaged(ema: Optional[WeightAverage]):
+    """The weight average in the net, when there is one (what is evaluated and saved)."""
+    return ema.applied() if ema is not None else contextlib.nullcontext()
+
+
 def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
-                  config: TrainConfig, epoch: int, steps: int, sums: Dict[str, Any]
+                  config: TrainConfig, epoch: int, steps: int, sums: Dict[str, Any],
+                  val_data: Optional[Iterable] = None, ema: Optional[WeightAverage] = None
                   ) -> Dict[str, Any]:
-    """The epoch's line as data: train loss and accuracy, test accuracy, time, last lr."""
+    """The epoch's line as data: train loss and accuracy, (validation and) test accuracy
+    (of the weight average, with one), time, last lr."""
     tic = time.time() - sums["time"]
-    test_acc = evaluate(net, _touching(test_data), ctxs, config.num_classes).accuracy
-    return {"epoch": epoch + 1, "loss": sums["loss"] / sums["n"],
-            "train_acc": sums["acc"] / sums["n"], "test_acc": test_acc,
-            "time": time.time() - tic, "lr": lr_at(config, epoch, steps - 1, steps)}
+    record = {"epoch": epoch + 1, "loss": sums["loss"] / sums["n"],
+              "train_acc": sums["acc"] / sums["n"]}
+    with _averaged(ema):
+        if val_data is not None:
+            record["val_acc"] = evaluate(net, _touching(val_data), ctxs,
+                                         config.num_classes).accuracy
+        record["test_acc"] = evaluate(net, _touching(test_data), ctxs,
+                                      config.num_classes).accuracy
+    record.update(time=time.time() - tic, lr=lr_at(config, epoch, steps - 1, steps))
+    return record
 
 
 def _save_final(net: gluon.Block, run_dir: Optional[str], rank: int,

@@ -8,7 +8,7 @@ import pytest
 
 from resnet_gluon import data
 from resnet_gluon.data import (CLASS_NAMES, BatchIter, find_fashion_mnist, load_fashion_mnist,
-                               read_idx)
+                               load_splits, read_idx, split_validation)
 
 
 def test_real_files_load_with_their_counts_and_shapes():
@@ -149,3 +149,28 @@ def test_resize_is_the_books_resize_then_to_tensor():
     assert ours.shape == expected.shape == (64, 1, 96, 96)
     assert np.abs(ours - expected).max() <= 1 / 255 + 1e-6  # rounding of OpenCV's fixed point
     assert np.mean(ours == expected) > 0.9  # 94% of pixels are equal, the rest one level off
+
+
+def test_the_validation_split_is_held_out_of_training_and_fixed_by_the_seed():
+    images, labels = load_fashion_mnist("train")
+    train_x, train_y, val_x, val_y = split_validation(images, labels, 5000, seed=0)
+    assert (len(train_x), len(val_x)) == (55000, 5000) and (len(train_y), len(val_y)) == (55000, 5000)
+    # no image of the validation set is a training image (compared as raw bytes)
+    seen = {x.tobytes() for x in train_x}
+    assert not any(x.tobytes() in seen for x in val_x)
+    # the same seed gives the same split; another seed another one
+    again = split_validation(images, labels, 5000, seed=0)
+    np.testing.assert_array_equal(again[2], val_x)
+    other = split_validation(images, labels, 5000, seed=1)[2]
+    assert sum(x.tobytes() in {v.tobytes() for v in val_x} for x in other) < 1000
+    # labels stay with their images, and the held-out classes are balanced to within chance
+    assert np.bincount(val_y, minlength=10).min() > 400
+    splits = load_splits(64, limit_train=1000, val_split=5000, seed=0)
+    np.testing.assert_array_equal(splits.val.images, val_x)
+    np.testing.assert_array_equal(splits.train.images, train_x[:1000])  # the limit comes after
+    assert load_splits(64, limit_train=10).val is None
+    with pytest.raises(ValueError, match="val_split must leave training examples: got 60000 "
+                                         "of 60000"):
+        split_validation(images, labels, 60000)
+    with pytest.raises(ValueError, match="val_split must be"):
+        split_validation(images, labels, -1)

@@ -1,4 +1,4 @@
-"""Evaluation: accuracy, per-class accuracy, the confusion matrix, flip TTA, the evaluate command."""
+"""Evaluation: accuracy, per-class accuracy, the confusion matrix, TTA (flips and shifts), the evaluate command."""
 import re
 
 import mxnet as mx
@@ -8,7 +8,7 @@ from mxnet import nd
 
 from resnet_gluon import build_resnet
 from resnet_gluon.data import BatchIter, load_fashion_mnist
-from resnet_gluon.evaluate import evaluate
+from resnet_gluon.evaluate import evaluate, predict_tta, tta_views
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion():
@@ -76,3 +76,25 @@ def test_labels_outside_the_classes_are_named(bad):
     with pytest.raises(ValueError, match=f"evaluate got the label {bad:g}, but the net has 10 "
                                          f"classes, labelled 0 to 9"):
         evaluate(net, [(nd.array(images[:50, None] / 255.0, dtype="float32"), nd.array(y))])
+
+
+def test_test_time_augmentation_is_the_mean_prediction_over_the_moved_and_mirrored_images(
+        test_images):
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    images = test_images[0][:8]
+    X = nd.array(images[:, None] / 255.0)
+    # The views, built by hand: the image and its mirror, each also moved by 2 pixels
+    # right, left, down and up, zeros filling in.
+    by_hand = []
+    for img in (images, images[:, :, ::-1]):
+        padded = np.pad(img, ((0, 0), (2, 2), (2, 2)))
+        by_hand += [img, padded[:, 0:28, 2:30], padded[:, 4:32, 2:30], padded[:, 2:30, 0:28],
+                    padded[:, 2:30, 4:32]]
+    expected = np.mean([nd.softmax(net(nd.array(v[:, None] / 255.0))).asnumpy()
+                        for v in by_hand], axis=0)
+    got = predict_tta(net, X, flip=True, shift=2).asnumpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert len(tta_views(X, flip=True, shift=2)) == 10 and len(tta_views(X, shift=1)) == 5
+    result = evaluate(net, [(X, nd.array(test_images[1][:8]))], flip=True, shift=2)
+    np.testing.assert_array_equal(result.predictions, expected.argmax(axis=1))

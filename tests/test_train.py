@@ -1,16 +1,20 @@
 """Training on the real Fashion-MNIST: it learns, it takes train_ch5's steps, it stops on NaN, several devices."""
+import json
 import os
+import re
 
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import nd
 
-from common import LINE
+from common import LINE, load_params
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
-from resnet_gluon.data import load_data_fashion_mnist, load_fashion_mnist
+from resnet_gluon.data import load_data_fashion_mnist, load_fashion_mnist, load_splits
+from resnet_gluon.ema import WeightAverage
+from resnet_gluon.evaluate import evaluate
 from resnet_gluon.train import TrainingDiverged, fit, lr_at
 
 
@@ -146,3 +150,76 @@ def test_fit_on_no_batches_says_so_and_writes_nothing(tmp_path):
         fit(build_resnet(18, in_channels=1), [], test_iter, TrainConfig(resize=28),
             run_dir=str(tmp_path / "run"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_split_is_reported_each_epoch_beside_the_test_accuracy(tmp_path, cli):
+    data = load_splits(64, resize=28, limit_train=256, limit_test=64, val_split=128)
+    config = TrainConfig(batch_size=64, epochs=1, resize=28, limit_train=256, limit_test=64,
+                         val_split=128)
+    lines = []
+    history = fit(build_resnet(18, in_channels=1), data.train, data.test, config,
+                  run_dir=str(tmp_path / "run"), progress=False, log=lines.append,
+                  val_data=data.val)
+    assert re.fullmatch(r"epoch 1, loss \d\.\d{4}, train acc \d\.\d{3}, val acc \d\.\d{3}, "
+                        r"test acc \d\.\d{3}, time \d+\.\d sec", lines[0]), lines[0]
+    metrics = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert 0 <= metrics["val_acc"] <= 1 and metrics["val_acc"] == history[0]["val_acc"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["val_split"] == 128
+    result = cli("train", "--val-split", "60000", "--out", str(tmp_path / "r2"), "--no-progress")
+    assert result.returncode == 2
+    assert "val_split must leave training examples: got 60000 of 60000" in result.stderr
+
+
+def test_the_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path):
+    # The average's arithmetic: d = min(decay, (1 + n) / (10 + n)) after the n-th update.
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    ema = WeightAverage(net, decay=0.9)
+    w = net.collect_params()["conv0_weight"]
+    start = w.data().copy()
+    w.set_data(start + 1)
+    ema.update()
+    np.testing.assert_allclose(ema.average["0.weight"].asnumpy(),
+                               (start + 1 - 2 / 11).asnumpy(), rtol=1e-6)
+
+    config = TrainConfig(batch_size=64, epochs=2, resize=28, limit_train=256, limit_test=64,
+                         momentum=0.9, ema=0.9, checkpoint_every=2)
+    data = lambda: load_data_fashion_mnist(64, resize=28, limit_train=256, limit_test=64)
+
+    def run(name, **kwargs):
+        net = build_resnet(18, in_channels=1)
+        history = fit(net, *data(), config, run_dir=str(tmp_path / name), progress=False,
+                      log=lambda line: None, **kwargs)
+        return net, history
+
+    net, history = run("whole")
+    last = find_checkpoints(str(tmp_path / "whole"))[-1]
+    saved, raw = load_params(tmp_path / "whole" / "model.params"), load_params(
+        os.path.join(last, "net.params"))
+    average = load_params(os.path.join(last, "ema.params"))
+    assert all(np.array_equal(saved[k], average[k]) for k in saved)  # the average is saved
+    assert max(np.abs(saved[k] - raw[k]).max() for k in saved) > 1e-3  # and is not the net
+    assert evaluate(net, data()[1]).accuracy == history[-1]["test_acc"]  # and is evaluated
+
+    class Cut:  # Ctrl-C at step 6 of 8
+        def __init__(self, it):
+            self.it = it
+
+        def __len__(self):
+            return len(self.it)
+
+        def batches(self, epoch, start):
+            for i, b in enumerate(self.it.batches(epoch, start), start=start):
+                if epoch * len(self.it) + i == 6:
+                    raise KeyboardInterrupt
+                yield b
+
+    train, test = data()
+    with pytest.raises(KeyboardInterrupt):
+        fit(build_resnet(18, in_channels=1), Cut(train), test, config,
+            run_dir=str(tmp_path / "cut"), progress=False, log=lambda line: None)
+    _, resumed = run("cut", resume=True)
+    same = lambda h: [(r["loss"], r["train_acc"], r["test_acc"]) for r in h]
+    assert same(resumed) == same(history)
+    for k, v in load_params(tmp_path / "cut" / "model.params").items():
+        np.testing.assert_array_equal(v, saved[k], err_msg=k)
