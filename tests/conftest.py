@@ -1,5 +1,6 @@
 """Shared fixtures: fresh names and seeds, one way to run the CLI, and the runs tests share."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -10,6 +11,12 @@ import pytest
 from common import QUICK
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A suite started in the background of a script inherits SIGINT ignored, and so would every
+# command it starts (an ignored signal stays ignored across exec): the Ctrl-C tests would
+# test nothing. A handler of our own is reset to the default in the children instead.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # benchmarks/notebook.py (the notebook's own code) and the benchmark scripts.
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
