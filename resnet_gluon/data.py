@@ -303,6 +303,11 @@ class BatchIter:
         return self.batches(epoch)
 
 
+#: The validation split's own random stream (apart from the order's and augmentation's): the
+#: same seed holds out the same images whatever the other options.
+_VAL_STREAM = 7
+
+
 def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0
                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out ``count`` examples: ``(train_images, train_labels, val_images, val_labels)``.
@@ -316,13 +321,8 @@ def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: i
         raise ValueError(f"val_split must leave training examples: got {count} of "
                          f"{len(images)}. Hold out fewer (5,000 of the 60,000 is usual).")
     held = np.zeros(len(images), dtype=bool)
-    # A stream of its own (not the order's or augmentation's): the split stays put
-    # whatever else the seed decides.
     held[np.random.default_rng([seed, _VAL_STREAM]).permutation(len(images))[:count]] = True
     return images[~held], labels[~held], images[held], labels[held]
-
-
-_VAL_STREAM = 7
 
 
 class Splits(NamedTuple):
