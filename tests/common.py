@@ -74,3 +74,19 @@ def resnet18_like(src, X):
     ours(X)
     copy_weights(src, ours)
     return ours
+
+
+class StopAt:
+    """A BatchIter that stops the run, as Ctrl-C would, when it reaches global step ``at``."""
+
+    def __init__(self, data, at):
+        self.data, self.at = data, at
+
+    def __len__(self):
+        return len(self.data)
+
+    def batches(self, epoch, start=0):
+        for i, batch in enumerate(self.data.batches(epoch, start), start=start):
+            if epoch * len(self.data) + i == self.at:
+                raise KeyboardInterrupt
+            yield batch

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
-from common import TINY, assert_same_params, load_params
+from common import TINY, StopAt, assert_same_params, load_params
 from resnet_gluon import build_resnet, cpu, precision
 from resnet_gluon.config import TrainConfig
-from resnet_gluon.data import BatchIter, load_data_fashion_mnist, resize_batch
+from resnet_gluon.data import load_data_fashion_mnist, resize_batch
 from resnet_gluon.export import export_symbol, load_symbol
 from resnet_gluon.precision import mixed_precision
 from resnet_gluon.run import load_trained
@@ -52,22 +52,6 @@ def test_the_bf16_block_shares_the_nets_float32_parameters():
     assert np.abs((after - before).asnumpy()).max() > 0  # the update reached the net
 
 
-class _StopAt:
-    """A BatchIter that stops the run (as Ctrl-C would) when it reaches global step ``at``."""
-
-    def __init__(self, data: BatchIter, at: int):
-        self.data, self.at = data, at
-
-    def __len__(self):
-        return len(self.data)
-
-    def batches(self, epoch, start):
-        for i, batch in enumerate(self.data.batches(epoch, start), start=start):
-            if epoch * len(self.data) + i == self.at:
-                raise KeyboardInterrupt
-            yield batch
-
-
 def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(tmp_path):
     config = TrainConfig(batch_size=64, epochs=2, resize=28, limit_train=512, limit_test=64,
                          momentum=0.9, lr=0.02, checkpoint_every=3)
@@ -75,7 +59,7 @@ def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(t
 
     def run(name, stop_at=None, resume=False):
         train, test = data()
-        return fit(build_resnet(18, in_channels=1), _StopAt(train, stop_at) if stop_at else train,
+        return fit(build_resnet(18, in_channels=1), StopAt(train, stop_at) if stop_at else train,
                    test, config, run_dir=str(tmp_path / name), resume=resume, progress=False,
                    log=lambda line: None, dtype="bfloat16")
 

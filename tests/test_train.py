@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from common import LINE, load_params
+from common import LINE, StopAt, load_params
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
@@ -201,22 +201,9 @@ def test_the_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path):
     assert max(np.abs(saved[k] - raw[k]).max() for k in saved) > 1e-3  # and is not the net
     assert evaluate(net, data()[1]).accuracy == history[-1]["test_acc"]  # and is evaluated
 
-    class Cut:  # Ctrl-C at step 6 of 8
-        def __init__(self, it):
-            self.it = it
-
-        def __len__(self):
-            return len(self.it)
-
-        def batches(self, epoch, start):
-            for i, b in enumerate(self.it.batches(epoch, start), start=start):
-                if epoch * len(self.it) + i == 6:
-                    raise KeyboardInterrupt
-                yield b
-
     train, test = data()
     with pytest.raises(KeyboardInterrupt):
-        fit(build_resnet(18, in_channels=1), Cut(train), test, config,
+        fit(build_resnet(18, in_channels=1), StopAt(train, 6), test, config,  # step 6 of 8
             run_dir=str(tmp_path / "cut"), progress=False, log=lambda line: None)
     _, resumed = run("cut", resume=True)
     same = lambda h: [(r["loss"], r["train_acc"], r["test_acc"]) for r in h]
