@@ -2,11 +2,11 @@
 
 :func:`mixed_precision` returns a block that runs a net's graph in bfloat16 where oneDNN 2.4
 has bf16 kernels (convolution and the dense layer; BatchNorm, ReLU, pooling and the residual
-add follow their input's type) and casts only at its edges: the input to bf16 where the first
-convolution needs it, the scores back to float32 for the softmax and the loss.  It *shares*
-the net's parameters, which stay float32: the optimizer updates float32 master weights, BatchNorm keeps
-float32 statistics, and ``net.save_parameters`` writes the float32 file every other command
-loads.  On a CPU with AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its
+add follow their input's type) and casts only at its edges: the input, and each convolution's
+and the dense layer's weights, to bf16 as they enter the graph; the scores back to float32
+for the softmax and the loss.  It *shares* the net's parameters, which stay float32: the
+optimizer updates float32 master weights, BatchNorm keeps float32 statistics, and
+``net.save_parameters`` writes the float32 file every other command loads.  On a CPU with AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its
 tiles.
 
 Casting the whole graph once, instead of each operator as ``amp.init`` does, is what makes
@@ -76,7 +76,7 @@ def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.Hy
     native, why = native_bfloat16()
     if not native:
         warnings.warn(why, stacklevel=2)
-    from mxnet.contrib import amp  # imported here: amp's import registers its operator lists
+    from mxnet.contrib import amp  # when first needed: config imports this module for DTYPES
 
     data = mx.sym.var("data")
     with warnings.catch_warnings():
