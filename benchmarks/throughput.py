@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -702,7 +703,7 @@ def main(argv=None) -> int:
         with open(os.path.join(args.out, "throughput.md"), "w", encoding="utf-8") as f:
             f.write("# Throughput\n\n" + "\n".join(report[:2]) + "\n\nCommand: "
                     "`OMP_NUM_THREADS=" + str(threads) + " python benchmarks/throughput.py "
-                    + " ".join(argv if argv is not None else sys.argv[1:]) + "`\n\n"
+                    + shlex.join(argv if argv is not None else sys.argv[1:]) + "`\n\n"
                     + text + "\n")
         if scaling and epochs:
             plot(scaling, epochs, os.path.join(args.out, "scaling.png"))

@@ -46,9 +46,10 @@ class WeightAverage:
         """Move the average toward the net's present weights (after each step)."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, p in self._params.items():
+        for name, p in self._params.items():  # in place: one temporary a parameter a step
             avg = self.average[name]
-            avg[:] = d * avg + (1 - d) * p.list_data()[0]
+            avg *= d
+            avg += (1 - d) * p.list_data()[0]
 
     def apply(self) -> None:
         """Put the average into the net, on every device (the net's weights are lost)."""
