@@ -16,8 +16,8 @@ import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from ._checks import NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
-from .config import ARCHITECTURE, KVSTORES, TrainConfig, option_fields, parse_ctx
+from ._checks import ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
+from .config import ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx
 from .model import build_resnet
 from .shapes import count_parameters, format_shapes, layer_shapes
 
@@ -68,7 +68,8 @@ def _add_config_options(parser, names: Optional[Sequence[str]] = None,
         kwargs: Dict[str, Any] = dict(dest=f.name, default=f.default if defaults else None,
                                       help=meta["help"] + shown)
         if isinstance(f.default, bool):
-            kwargs["action"] = "store_true"
+            # --no-X too where a recipe or a saved run may have turned X on.
+            kwargs["action"] = "store_true" if defaults else argparse.BooleanOptionalAction
         elif meta["choices"]:
             kwargs.update(choices=list(meta["choices"]), type=type(meta["choices"][0]))
         else:
@@ -165,9 +166,14 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
 def _add_train(sub) -> None:
     p = _command(sub, "train", _cmd_train,
                  help="train on Fashion-MNIST (the book's recipe by default)")
-    _add_config_options(p.add_argument_group(
-        "recipe (saved in RUN_DIR/config.json; on --resume, taken from there unless given)"),
-        _RECIPE)
+    group = p.add_argument_group(
+        "recipe (the options given, over --recipe's values, over the book's shown here; "
+        "all saved in RUN_DIR/config.json; on --resume, taken from there unless given)")
+    group.add_argument("--recipe", choices=sorted(RECIPES),
+                       help="named recipe: book (the defaults) or fast (bfloat16, 64x64, "
+                            "SGD with momentum, cosine, label smoothing, shifts and flips, "
+                            "weight average, 16 epochs; see the README) (book)")
+    _add_config_options(group, _RECIPE)
     p.add_argument("--data-dir", help=_DATA_HELP + " (on --resume, the run's)")
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
@@ -183,17 +189,19 @@ def _add_train(sub) -> None:
 
 
 #: Settings of ``train`` outside the recipe, recorded in config.json: (option, default).
-_RUN_SETTINGS = {"ctx": "cpu:0", "kvstore": "device", "data_dir": None}
-#: Those a resumed run must keep: another device split or store changes the numbers.
-_FIXED_ON_RESUME = ("ctx", "kvstore")
+_RUN_SETTINGS = {"recipe": "book", "ctx": "cpu:0", "kvstore": "device", "data_dir": None}
+#: Those a resumed run must keep: another recipe, device split or store changes the numbers.
+_FIXED_ON_RESUME = ("recipe", "ctx", "kvstore")
 
 
 def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, Any]]:
     """The recipe and the run settings: given options over the run's saved ones (on
-    --resume) over the defaults."""
+    --resume) or the named recipe's, over the defaults."""
     from .run import CONFIG_FILE, read_config
 
     values, settings = TrainConfig().to_dict(), dict(_RUN_SETTINGS)
+    if not args.resume:
+        values.update(RECIPES[args.recipe or "book"])
     if args.resume:
         if not args.out:
             raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
@@ -263,12 +271,17 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--tta-shift", type=_typed(NONNEGATIVE_INT), default=0, metavar="PIXELS",
                    help="also average over each view moved by PIXELS input pixels left, "
                         "right, up and down (test-time augmentation; 0)")
+    p.add_argument("--val-split", type=_typed(NONNEGATIVE_INT), default=0, metavar="N",
+                   help="evaluate the N training images a run with --val-split N --seed "
+                        "SEED held out, instead of the test set (to choose on; 0)")
+    p.add_argument("--seed", type=_typed(ANY_INT), default=0,
+                   help="the seed of that run (0)")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate saved weights on the Fashion-MNIST test set.
+    """Evaluate saved weights on the Fashion-MNIST test set (or a run's validation split).
     """
-    from .data import BatchIter, load_fashion_mnist
+    from .data import BatchIter, load_fashion_mnist, split_validation
     from .evaluate import evaluate, format_report
     from .quantize import agreement
     from .run import load_trained
@@ -280,14 +293,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                          f"drop --ctx.")
     net, info = load_trained(args.params, ctx=ctxs, log=_warn, **_architecture(args))
     net.hybridize(static_alloc=True, static_shape=True)
-    images, labels = load_fashion_mnist("test", args.data_dir)
+    if args.val_split:
+        split = f" validation images held out with seed {args.seed}"
+        *_, images, labels = split_validation(*load_fashion_mnist("train", args.data_dir),
+                                              args.val_split, args.seed)
+    else:
+        split = " images"
+        images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
                      resize=info.resize)
     tta = dict(flip=args.tta, shift=args.tta_shift)
     result = evaluate(net, data, ctxs, info.num_classes, **tta)
     views = " and ".join(w for w, on in (("flip", args.tta),
                                          (f"{args.tta_shift}-pixel shift", args.tta_shift)) if on)
-    print(f"test acc {result.accuracy:.4f} ({result.count} images, "
+    which = "val" if args.val_split else "test"
+    print(f"{which} acc {result.accuracy:.4f} ({result.count}{split}, "
           f"ResNet-{info.depth}, resize {info.resize}"
           f"{f', with {views} test-time augmentation' if views else ''})")
     if args.int8 or args.dtype != "float32":
@@ -296,7 +316,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(_quantized(net, info, args) if args.int8 else net, data, ctxs,
                           info.num_classes, dtype=args.dtype, **tta)
         agree = agreement(result.predictions, fp32.predictions)
-        print(f"{name} test acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
+        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
               + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
               + f"; the tables below are the {name} model's")
     print(format_report(result, info.classes))

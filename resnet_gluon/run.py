@@ -238,7 +238,8 @@ def write_metrics(run_dir: str, history: List[Dict[str, Any]]) -> None:
 
 
 def plot_curves(path: str, history: List[Dict[str, Any]]) -> None:
-    """Loss, and train, validation and test accuracy, per epoch, as a PNG (written atomically)."""
+    """Loss, and train, validation (of the raw weights too, where averaged) and test accuracy,
+    per epoch, as a PNG (written atomically)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -252,6 +253,8 @@ def plot_curves(path: str, history: List[Dict[str, Any]]) -> None:
     ax2.plot(epochs, [r["train_acc"] for r in history], "o-", label="train acc")
     if all("val_acc" in r for r in history):
         ax2.plot(epochs, [r["val_acc"] for r in history], "^-", label="val acc")
+    if all("val_acc_raw" in r for r in history):
+        ax2.plot(epochs, [r["val_acc_raw"] for r in history], "^:", label="val acc, raw weights")
     ax2.plot(epochs, [r["test_acc"] for r in history], "s-", label="test acc")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")

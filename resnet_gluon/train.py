@@ -583,10 +583,15 @@ def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
                   val_data: Optional[Iterable] = None, ema: Optional[WeightAverage] = None
                   ) -> Dict[str, Any]:
     """The epoch's line as data: train loss and accuracy, (validation and) test accuracy
-    (of the weight average, with one), time, last lr."""
+    (of the weight average, with one; then also the raw weights' validation accuracy),
+    time, last lr."""
     tic = time.time() - sums["time"]
     record = {"epoch": epoch + 1, "loss": sums["loss"] / sums["n"],
               "train_acc": sums["acc"] / sums["n"]}
+    if val_data is not None and ema is not None:
+        # What the average gives over the raw weights, measured where choices are made.
+        record["val_acc_raw"] = evaluate(net, _touching(val_data), ctxs,
+                                         config.num_classes).accuracy
     with _averaged(ema):
         if val_data is not None:
             record["val_acc"] = evaluate(net, _touching(val_data), ctxs,

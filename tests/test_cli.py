@@ -1,9 +1,10 @@
 """`python -m resnet_gluon` and the `resnet-gluon` console script: the same CLI, its options and errors."""
 import dataclasses
+import json
 
 import pytest
 
-from common import CELL_8, PARAMS_LINE
+from common import CELL_8, PARAMS_LINE, TINY
 from resnet_gluon.cli import build_parser, main
 from resnet_gluon.config import TrainConfig
 
@@ -106,7 +107,8 @@ def test_train_offers_every_recipe_field_with_its_help_and_leaves_defaults_to_th
 def test_the_architecture_options_are_the_configs(command):
     options = _options(command)
     assert options["depth"].choices == [18, 34, 50, 101, 152]
-    assert options["small_input"].option_strings == ["--small-input"]
+    assert options["small_input"].option_strings == (
+        ["--small-input"] if command == "shapes" else ["--small-input", "--no-small-input"])
     assert options["num_classes"].option_strings == ["--classes"]
     if command != "shapes":  # overrides of a run's config.json: None when not given
         assert {options[k].default for k in ("depth", "small_input", "resize")} == {None}
@@ -121,3 +123,22 @@ def test_the_config_rejects_what_the_command_line_rejects():
             parser.parse_args(["train", *args])
         with pytest.raises(ValueError, match=f"{field} must be"):
             TrainConfig(**{field: value})
+
+
+def test_a_named_recipe_is_resolved_into_config_json_and_options_override_it(cli, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "--recipe", "fast", "--epochs", "1", "--no-augment", "--dtype",
+                 "float32", "--out", str(run), *TINY)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["recipe"] == "fast"
+    assert {k: saved[k] for k in ("lr", "momentum", "wd", "lr_schedule", "ema", "resize")} == {
+        "lr": 0.1, "momentum": 0.9, "wd": 5e-4, "lr_schedule": "cosine", "ema": 0.999,
+        "resize": 28}  # the recipe's, but for the size TINY gives
+    assert (saved["epochs"], saved["augment"], saved["dtype"]) == (1, False, "float32")
+    result = cli("train", "--recipe", "book", "--out", str(run), "--resume")
+    assert result.returncode == 2
+    assert ("the run in %s was trained with --recipe fast; resuming with --recipe book would "
+            "not reproduce it. Leave --recipe out." % run) in result.stderr
+    result = cli("train", "--recipe", "slow", "--out", str(tmp_path / "r2"))
+    assert result.returncode == 2 and "invalid choice: 'slow'" in result.stderr

@@ -2,7 +2,7 @@
 import mxnet as mx
 import pytest
 
-from resnet_gluon.config import TrainConfig, parse_ctx
+from resnet_gluon.config import RECIPES, TrainConfig, parse_ctx, recipe
 
 
 def test_the_defaults_are_the_books_recipe():
@@ -45,6 +45,21 @@ def test_unknown_options_are_named():
 def test_differences_leave_out_what_a_resume_may_change():
     a, b = TrainConfig(), TrainConfig(lr=0.1, keep_checkpoints=5)
     assert a.differences(b) == {"lr": (0.05, 0.1)}
+
+
+def test_recipes_resolve_and_options_override_them():
+    assert recipe("book") == TrainConfig() and RECIPES["book"] == {}
+    fast = recipe("fast")
+    assert (fast.resize, fast.batch_size, fast.lr, fast.momentum, fast.wd, fast.epochs) == (
+        64, 128, 0.1, 0.9, 5e-4, 16)
+    assert (fast.lr_schedule, fast.label_smoothing, fast.augment, fast.ema, fast.dtype) == (
+        "cosine", 0.1, True, 0.999, "bfloat16")
+    mine = recipe("fast", epochs=2, augment=False, seed=3)
+    assert (mine.epochs, mine.augment, mine.seed, mine.resize) == (2, False, 3, 64)
+    with pytest.raises(ValueError, match=r"unknown recipe 'quick'; known: \['book', 'fast'\]"):
+        recipe("quick")
+    with pytest.raises(ValueError, match="warmup_epochs must be in"):
+        recipe("fast", epochs=1, warmup_epochs=2)  # checked as resolved
 
 
 def test_parse_ctx():

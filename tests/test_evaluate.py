@@ -7,8 +7,9 @@ import pytest
 from mxnet import nd
 
 from resnet_gluon import build_resnet
-from resnet_gluon.data import BatchIter, load_fashion_mnist
+from resnet_gluon.data import BatchIter, load_fashion_mnist, split_validation
 from resnet_gluon.evaluate import evaluate, predict_tta, tta_views
+from resnet_gluon.run import load_trained
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion():
@@ -98,3 +99,17 @@ def test_test_time_augmentation_is_the_mean_prediction_over_the_moved_and_mirror
     assert len(tta_views(X, flip=True, shift=2)) == 10 and len(tta_views(X, shift=1)) == 5
     result = evaluate(net, [(X, nd.array(test_images[1][:8]))], flip=True, shift=2)
     np.testing.assert_array_equal(result.predictions, expected.argmax(axis=1))
+
+
+def test_evaluate_cli_on_a_runs_validation_split(cli, reference_run):
+    # What a run with --val-split 300 --seed 4 held out: chosen on, never the test set.
+    params = str(reference_run / "model.params")
+    result = cli("evaluate", "--params", params, "--val-split", "300", "--seed", "4", "--tta")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[0]
+    assert re.match(r"val acc 0\.\d{4} \(300 validation images held out with seed 4, "
+                    r"ResNet-18, resize 28, with flip test-time augmentation\)$", line), line
+    *_, images, labels = split_validation(*load_fashion_mnist("train"), 300, 4)
+    net, info = load_trained(params)
+    expected = evaluate(net, BatchIter(images, labels, 100, resize=28), flip=True).accuracy
+    assert line.split()[2] == f"{expected:.4f}"

@@ -1,4 +1,5 @@
 """Training on the real Fashion-MNIST: it learns, it takes train_ch5's steps, it stops on NaN, several devices."""
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import load_data_fashion_mnist, load_fashion_mnist, load_splits
 from resnet_gluon.ema import WeightAverage
 from resnet_gluon.evaluate import evaluate
+from resnet_gluon.run import load_trained
 from resnet_gluon.train import TrainingDiverged, fit, lr_at
 
 
@@ -165,6 +167,16 @@ def test_a_validation_split_is_reported_each_epoch_beside_the_test_accuracy(tmp_
     metrics = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
     assert 0 <= metrics["val_acc"] <= 1 and metrics["val_acc"] == history[0]["val_acc"]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["val_split"] == 128
+    # With a weight average, the raw weights' validation accuracy is kept beside it.
+    config = dataclasses.replace(config, ema=0.9)
+    history = fit(build_resnet(18, in_channels=1), data.train, data.test, config,
+                  run_dir=str(tmp_path / "ema"), progress=False, log=lambda line: None,
+                  val_data=data.val)
+    raw = build_resnet(18, in_channels=1)
+    raw.load_parameters(os.path.join(find_checkpoints(str(tmp_path / "ema"))[-1], "net.params"))
+    assert history[0]["val_acc_raw"] == evaluate(raw, data.val).accuracy
+    assert history[0]["val_acc"] == evaluate(load_trained(
+        str(tmp_path / "ema" / "model.params"))[0], data.val).accuracy
     result = cli("train", "--val-split", "60000", "--out", str(tmp_path / "r2"), "--no-progress")
     assert result.returncode == 2
     assert "val_split must leave training examples: got 60000 of 60000" in result.stderr
