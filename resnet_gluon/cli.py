@@ -86,6 +86,30 @@ def _architecture(args: argparse.Namespace) -> Dict[str, Any]:
     return {name: getattr(args, name, None) for name in ARCHITECTURE}
 
 
+def _shipped(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32"):
+    """The weights shipped in the package, ``(net, info)``, when no ``option`` names others."""
+    from .pretrained import load_pretrained, pretrained_info
+
+    given = [k for k, v in _architecture(args).items() if v is not None]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} describes the net of {option}; "
+                         f"without {option} the shipped weights are used, whose net is "
+                         f"fixed. Give {option} RUN_DIR/model.params for a run of your own.")
+    source = pretrained_info().get("source", {})
+    print(f"using the weights shipped in the package ({source.get('run', 'a trained run')})",
+          file=sys.stderr, flush=True)
+    return load_pretrained(ctx=ctx, dtype=dtype)
+
+
+def _weights(args: argparse.Namespace, ctx=None, dtype: str = "float32"):
+    """``(net, info)`` of ``--params``, or of the shipped weights without it."""
+    from .run import load_trained
+
+    if args.params is None:
+        return _shipped(args, "--params", ctx, dtype)
+    return load_trained(args.params, ctx=ctx, log=_warn, dtype=dtype, **_architecture(args))
+
+
 def _command(sub, name: str, func, help: str, more: str = "") -> argparse.ArgumentParser:
     """The parser of subcommand ``name``, which runs ``func(args)``; ``func``'s
     docstring (and ``more``) is the command's ``--help`` description."""
@@ -101,7 +125,8 @@ def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser
     parser = _command(sub, name, func, help, " Depth, classes, small-input and resize come "
                       "from config.json beside the params when it is there, else from the "
                       "options.")
-    parser.add_argument("--params", required=True, help=_PARAMS_HELP)
+    parser.add_argument("--params", help=_PARAMS_HELP + " (default: the trained weights "
+                                               "shipped in the package)")
     parser.add_argument("--data-dir", help=_DATA_HELP)
     _add_config_options(parser, ARCHITECTURE)
     _add_config_options(parser, ("dtype",), defaults=True)
@@ -284,14 +309,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import BatchIter, load_fashion_mnist, split_validation
     from .evaluate import evaluate, format_report
     from .quantize import agreement
-    from .run import load_trained
 
     ctxs = parse_ctx(args.ctx)
     _check_lower_precision(args)
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
-    net, info = load_trained(args.params, ctx=ctxs, log=_warn, **_architecture(args))
+    net, info = _weights(args, ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
     if args.val_split:
         split = f" validation images held out with seed {args.seed}"
@@ -341,13 +365,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     output.
     """
     from .export import export_onnx, export_symbol, onnx_max_abs_diff
-    from .run import load_trained
 
     _check_lower_precision(args)
     if args.dtype != "float32" and args.format != "symbol":
         raise ValueError(f"--dtype {args.dtype} exports as an MXNet symbol only (ONNX "
                          f"export is float32); use --format symbol, or drop --dtype.")
-    net, info = load_trained(args.params, log=_warn, dtype=args.dtype, **_architecture(args))
+    net, info = _weights(args, dtype=args.dtype)
     if args.int8:
         if args.format != "symbol":
             raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
@@ -377,8 +400,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_predict(sub) -> None:
     p = _command(sub, "predict", _cmd_predict,
                  help="label image files with a trained net")
-    p.add_argument("--model", required=True,
-                   help="RUN_DIR/model.params, or the PREFIX of an exported symbol model")
+    p.add_argument("--model", help="RUN_DIR/model.params, or the PREFIX of an exported "
+                                   "symbol model (default: the trained weights shipped in "
+                                   "the package)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
     p.add_argument("--topk", type=_typed(POSITIVE_INT), default=3,
                    help="classes per image (3)")
@@ -400,7 +424,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    net, info = load_model(args.model, log=_warn, dtype=args.dtype, **_architecture(args))
+    if args.model is None:
+        net, info = _shipped(args, "--model", dtype=args.dtype)
+        net.hybridize(static_alloc=True)
+    else:
+        net, info = load_model(args.model, log=_warn, dtype=args.dtype, **_architecture(args))
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
         if args.json:

@@ -176,13 +176,17 @@ def build_resnet(depth: int = 18, num_classes: int = 10, small_input: bool = Fal
     return net
 
 
-def build_resnet18(num_classes: int = 10) -> ResNet:
+def build_resnet18(num_classes: int = 10, pretrained: bool = False) -> ResNet:
     """The notebook's ResNet-18 (d2l-zh 5.11 cells 4-7).
 
     Parameters
     ----------
     num_classes : int, default 10
         Outputs of the final dense layer.
+    pretrained : bool, default False
+        Load the weights shipped in the package (trained on Fashion-MNIST; see
+        :func:`resnet_gluon.pretrained.load_pretrained`, which also gives the
+        input size and class names).
 
     Returns
     -------
@@ -191,6 +195,13 @@ def build_resnet18(num_classes: int = 10) -> ResNet:
         MaxPool2D(3, 2, 1), four stages of two :class:`Residual` blocks,
         GlobalAvgPool2D, Dense(num_classes).
     """
+    if pretrained:
+        if num_classes != 10:
+            raise ValueError(f"the shipped weights are for Fashion-MNIST's 10 classes, got "
+                             f"num_classes={num_classes!r}; train your own for other labels.")
+        from .pretrained import load_pretrained  # the run and its files, only when asked
+
+        return load_pretrained()[0]
     return build_resnet(18, num_classes)
 
 

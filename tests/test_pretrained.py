@@ -1,0 +1,99 @@
+"""The trained weights shipped in the package: stored small, checked at load, used by default."""
+import json
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from mxnet import nd
+
+from resnet_gluon import build_resnet18
+from resnet_gluon.data import BatchIter, CLASS_NAMES
+from resnet_gluon.evaluate import evaluate
+from resnet_gluon.pretrained import load_pretrained, pretrained_files, pretrained_info
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "ankle_boot.png")
+
+
+def test_the_weights_are_float16_on_disk_under_25_mb_and_float32_once_loaded():
+    params, meta = pretrained_files()
+    assert os.path.getsize(params) <= 25 * 2**20
+    assert {v.dtype for v in nd.load(params).values()} == {np.float16}
+    info = pretrained_info()
+    assert (info["depth"], info["num_classes"], info["resize"], info["classes"]) == (
+        18, 10, 64, list(CLASS_NAMES))
+    assert info["source"]["run"].startswith("benchmarks/results/fast-seed")
+    net, model = load_pretrained()
+    assert {p.data().dtype for p in net.collect_params().values()} == {np.float32}
+    assert model.input_shape == (1, 1, 64, 64) and model.classes == list(CLASS_NAMES)
+
+
+def test_build_resnet18_pretrained_labels_the_test_set(test_images):
+    images, labels = test_images
+    net = build_resnet18(pretrained=True)
+    result = evaluate(net, BatchIter(images[:1000], labels[:1000], 250, resize=64))
+    assert result.accuracy > 0.93, result.accuracy
+    same, _ = load_pretrained()
+    X = nd.array(images[:4, None], dtype="float32") / 255
+    np.testing.assert_array_equal(net(X).asnumpy(), same(X).asnumpy())
+    with pytest.raises(ValueError, match="shipped weights are for Fashion-MNIST's 10 classes, "
+                                         "got num_classes=5"):
+        build_resnet18(5, pretrained=True)
+
+
+def test_a_corrupt_or_missing_weights_file_is_named(tmp_path):
+    params, meta = pretrained_files()
+    shutil.copy(params, tmp_path)
+    shutil.copy(meta, tmp_path)
+    copy, _ = pretrained_files(str(tmp_path))
+    data = bytearray(open(copy, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(copy, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match=f"{copy} is corrupt or altered: its SHA-256 is "):
+        load_pretrained(directory=str(tmp_path))
+    os.remove(copy)
+    with pytest.raises(FileNotFoundError, match=f"{copy}: the shipped weights are missing"):
+        load_pretrained(directory=str(tmp_path))
+    (tmp_path / os.path.basename(meta)).write_text("{}")
+    with pytest.raises(ValueError, match="is not the description pack_pretrained writes"):
+        load_pretrained(directory=str(tmp_path))
+
+
+def test_predict_and_evaluate_use_the_shipped_weights_with_no_options(cli, tmp_path):
+    result = cli("predict", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{EXAMPLE}: ankle boot 0.")
+    assert "using the weights shipped in the package (benchmarks/results/fast-seed" in \
+        result.stderr
+    result = cli("evaluate", "--limit-test", "500")
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split()[2])
+    assert result.stdout.startswith("test acc 0.") and accuracy > 0.93
+    assert "(500 images, ResNet-18, resize 64)" in result.stdout.splitlines()[0]
+    result = cli("evaluate", "--resize", "96")
+    assert result.returncode == 2
+    assert "--resize describes the net of --params; without --params the shipped" in result.stderr
+
+
+def test_the_shipped_weights_export_and_the_export_predicts_the_same(cli, tmp_path):
+    result = cli("export", "--out", str(tmp_path / "shipped"))
+    assert result.returncode == 0, result.stderr
+    result = cli("predict", "--model", str(tmp_path / "shipped"), EXAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    exported = json.loads(result.stdout)["top"]
+    shipped = json.loads(cli("predict", EXAMPLE, "--json").stdout)["top"]
+    assert [t["class"] for t in exported] == [t["class"] for t in shipped]
+    np.testing.assert_allclose([t["probability"] for t in exported],
+                               [t["probability"] for t in shipped], atol=1e-5)
+
+
+def test_a_wheel_carries_the_weights(cli, tmp_path):
+    result = cli.python("-m", "pip", "wheel", "--no-deps", "-q",
+                        "-w", str(tmp_path), ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("resnet_gluon-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"resnet_gluon/weights/resnet18_fashion_mnist.params",
+            "resnet_gluon/weights/resnet18_fashion_mnist.json"} <= set(names)
