@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time to accuracy with --recipe fast, alone on the machine at 2 threads.
 #   PATH=.venv/bin:$PATH bash benchmarks/fast_recipe.sh val       # choose: 5,000 held out, seed 0
-#   PATH=.venv/bin:$PATH TTA="--tta" bash benchmarks/fast_recipe.sh 0 1 2   # the result, per seed
+#   PATH=.venv/bin:$PATH TTA="--tta --tta-shift 1" bash benchmarks/fast_recipe.sh 0 1 2   # per seed
 # "val" trains on 55,000 images and then evaluates the held-out 5,000 without and with each
 # test-time augmentation (the choice of TTA is made there, never on the test set).  A seed
 # trains on all 60,000, then evaluates the test set once with $TTA; the wall time of both
