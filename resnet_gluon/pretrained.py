@@ -7,7 +7,6 @@ parameters and where they came from (the run, its recipe and its accuracy).
 :func:`load_pretrained` checks the digest before it trusts the bytes;
 :func:`pack_pretrained` writes both files from a run's ``model.params``.
 """
-import hashlib
 import json
 import os
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -15,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import mxnet as mx
 from mxnet import gluon, nd
 
-from .checkpoint import atomic_write, atomic_write_text
+from .checkpoint import atomic_write, atomic_write_text, sha256
 from .model import build_resnet
 from .precision import check_dtype, mixed_precision
 from .run import ModelInfo
@@ -33,14 +32,6 @@ def pretrained_files(directory: Optional[str] = None) -> Tuple[str, str]:
     """``(params, json)`` paths of the shipped weights (in ``directory`` if given)."""
     stem = os.path.join(directory or WEIGHTS_DIR, WEIGHTS_NAME)
     return stem + ".params", stem + ".json"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pretrained_info(directory: Optional[str] = None) -> Dict[str, Any]:
@@ -98,7 +89,7 @@ def load_pretrained(ctx: Union[mx.Context, Sequence[mx.Context], None] = None,
     if not os.path.isfile(params):
         raise FileNotFoundError(f"{params}: the shipped weights are missing; reinstall "
                                 f"resnet_gluon (pip install -e . in a clone).")
-    found = _sha256(params)
+    found = sha256(params)
     if found != meta["sha256"]:
         raise ValueError(f"{params} is corrupt or altered: its SHA-256 is {found}, the "
                          f"package recorded {meta['sha256']}. Reinstall resnet_gluon.")
@@ -121,6 +112,6 @@ def pack_pretrained(params: str, info: ModelInfo, source: Dict[str, Any],
     os.makedirs(os.path.dirname(out_params), exist_ok=True)
     half = {name: value.astype("float16") for name, value in nd.load(params).items()}
     atomic_write(out_params, lambda tmp: nd.save(tmp, half))
-    meta = dict(info.to_dict(), sha256=_sha256(out_params), source=source)
+    meta = dict(info.to_dict(), sha256=sha256(out_params), source=source)
     atomic_write_text(out_meta, json.dumps(meta, indent=1) + "\n")
     return out_params, out_meta

@@ -100,7 +100,7 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
     cam = nd.relu((weights * features).sum(axis=1, keepdims=True))
     cam = nd.contrib.BilinearResize2D(cam, height=X.shape[2], width=X.shape[3],
                                       align_corners=False)
-    cam = nd.relu(cam).asnumpy()[:, 0]
+    cam = cam.asnumpy()[:, 0]  # bilinear weights are convex: still >= 0
     peak = cam.reshape(len(cam), -1).max(axis=1)
     return (cam / np.where(peak > 0, peak, 1)[:, None, None]).astype(np.float32)
 
