@@ -65,7 +65,9 @@ def test_params_that_do_not_fit_are_named(cli, trained_run, tmp_path):
                      r"\(10, 512\)", result.stderr), result.stderr
     assert not os.listdir(tmp_path)  # nothing half-written
     (tmp_path / "junk.params").write_text("junk")
-    with pytest.raises(ValueError, match="not a params file MXNet can read"):
+    # warns outside raises, so the warning is checked after the error is caught
+    with pytest.warns(UserWarning, match="no config.json beside"), \
+            pytest.raises(ValueError, match="not a params file MXNet can read"):
         load_trained(str(tmp_path / "junk.params"))
     with pytest.raises(FileNotFoundError, match="no such params file"):
         load_trained(str(tmp_path / "nope.params"))
