@@ -166,8 +166,9 @@ class TrainConfig:
 #: Named recipes: the values each sets over :class:`TrainConfig`'s defaults.
 #:
 #: ``book``: the defaults, the book's numbers.  ``fast``: time to accuracy on two CPU
-#: cores (16 epochs of the 60,000 images in 54 minutes on a 2-core Sapphire Rapids Xeon, AMX
-#: on), fixed on a 5,000-image validation split; see benchmarks/results/README.md.
+#: cores (16 epochs of the 60,000 images in 52-54 minutes on a 2-core Sapphire Rapids
+#: Xeon, AMX on); its test-time augmentation was chosen on a 5,000-image validation
+#: split; see benchmarks/results/README.md.
 #: bfloat16 pays only where the CPU has AMX; elsewhere add ``--dtype float32``.
 RECIPES: Dict[str, Dict[str, Any]] = {
     "book": {},

@@ -8,9 +8,9 @@ from mxnet import nd
 
 from resnet_gluon import build_resnet18, copy_weights
 
-#: The environment of a notebook's kernel: 2 threads, as the CLI runs in the tests (without
-#: OMP_NUM_THREADS, MXNet took 1 thread here and the notebooks ran 2.7x slower).
-KERNEL_ENV = dict(os.environ, OMP_NUM_THREADS="2")
+#: The environment of what the tests start (command lines, notebook kernels): 2 threads
+#: (without OMP_NUM_THREADS, MXNet took 1 thread here and the notebooks ran 2.7x slower).
+CHILD_ENV = dict(os.environ, OMP_NUM_THREADS="2")
 
 #: Notebook cell 8's printed output (d2l-zh 5.11), for a net built first in its session.
 CELL_8 = """\

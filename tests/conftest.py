@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from common import QUICK
+from common import CHILD_ENV, QUICK
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +44,7 @@ class Runner:
     Python argv; ``cli.popen(*args)`` starts the command line without waiting.
     """
 
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+    env = CHILD_ENV
 
     def __call__(self, *args, console=False, **kwargs) -> subprocess.CompletedProcess:
         if console:  # the installed console script instead of python -m

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from common import KERNEL_ENV, TEN_SHAPES
+from common import CHILD_ENV, TEN_SHAPES
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 NOTEBOOK = os.path.join(EXAMPLES, "resnet_chapter.ipynb")
@@ -46,7 +46,7 @@ def executed():
     nb = copy.deepcopy(committed)
     # Raises CellExecutionError, with the cell and its traceback, if any cell fails.
     NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": EXAMPLES}}).execute(env=KERNEL_ENV)
+                   resources={"metadata": {"path": EXAMPLES}}).execute(env=CHILD_ENV)
     return committed, nb
 
 

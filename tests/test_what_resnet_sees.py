@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from common import KERNEL_ENV, TEN_SHAPES
+from common import CHILD_ENV, TEN_SHAPES
 from resnet_gluon.pretrained import pretrained_info
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
@@ -23,7 +23,7 @@ def executed():
     nb = copy.deepcopy(committed)
     tic = time.time()
     NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": EXAMPLES}}).execute(env=KERNEL_ENV)
+                   resources={"metadata": {"path": EXAMPLES}}).execute(env=CHILD_ENV)
     return committed, nb, time.time() - tic
 
 
