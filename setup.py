@@ -35,7 +35,7 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["resnet_gluon", "resnet_gluon.*"]),
     # The trained weights shipped in the package (resnet_gluon.pretrained).
-    package_data={"resnet_gluon": ["weights/*.params", "weights/*.json"]},
+    package_data={"resnet_gluon.weights": ["*.params", "*.json"]},
     python_requires=">=3.8",
     install_requires=_MXNET + ["numpy>=1.17,<1.24", "tqdm>=4.40", "matplotlib>=3.3"],
     extras_require={

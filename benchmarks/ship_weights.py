@@ -14,10 +14,10 @@ import os
 import sys
 
 from resnet_gluon.data import BatchIter, load_fashion_mnist
-from resnet_gluon.evaluate import evaluate
+from resnet_gluon.evaluate import agreement, evaluate
 from resnet_gluon.pretrained import load_pretrained, pack_pretrained
-from resnet_gluon.quantize import agreement
-from resnet_gluon.run import METRICS_FILE, MODEL_FILE, load_trained, read_config
+from resnet_gluon.run import METRICS_FILE, MODEL_FILE, read_config
+from resnet_gluon.trained import load_trained
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

@@ -4,19 +4,25 @@ Every message says what was given, what was expected and how to fix it, so a
 user never has to read an MXNet shape-inference trace to find a typo.  A
 :class:`Rule` serves both the API (``rule.check(name, value)``) and the
 command line (``rule.parse(text)``, which the CLI wraps for argparse), so a
-limit and its wording live in one place.
+limit and its wording live in one place.  :func:`knob` declares a dataclass
+field with its help, rule and flag; :func:`check_fields` checks them all, so a
+record (the architecture, the recipe) states each rule once and the command
+line is built from the same declarations.
 """
+import dataclasses
+import hashlib
 import math
 import re
 from numbers import Integral, Real
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from mxnet import ndarray
 
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
-           "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "check_positive_int",
-           "check_in_channels", "first_uninitialized", "mxnet_reason", "check_input"]
+           "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "knob", "check_fields",
+           "check_positive_int", "check_in_channels", "first_uninitialized", "mxnet_reason",
+           "check_input", "sha256"]
 
 
 class Rule:
@@ -75,6 +81,39 @@ NONNEGATIVE_NUMBER = Rule("a number >= 0", Real, lambda v: 0 <= v < math.inf)
 FRACTION = Rule("a number in [0, 1)", Real, lambda v: 0 <= v < 1)
 PROBABILITY = Rule("a probability in [0, 1]", Real, lambda v: 0 <= v <= 1,
                    message="{name} is a probability, in [0, 1]; got {value!r}.")
+
+
+def knob(default: Any, help: str, rule: Optional[Rule] = None, choices: Sequence = (),
+         flag: Optional[str] = None, optional: bool = False, metavar: Optional[str] = None,
+         option: bool = True):
+    """A dataclass field with its ``--help`` text, rule or choices, and command-line flag.
+
+    ``optional`` lets the value be None; ``option=False`` keeps the field off
+    the command line (a value the data or the run decides).
+    """
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, rule=rule, choices=tuple(choices), flag=flag, optional=optional,
+        metavar=metavar, option=option))
+
+
+def check_fields(record: Any) -> None:
+    """Check every :func:`knob` field of a dataclass instance against its rule or choices.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The first field whose value breaks its rule, named with what was expected.
+    """
+    for f in dataclasses.fields(record):
+        value, meta = getattr(record, f.name), f.metadata
+        if "help" not in meta or value is None and meta["optional"]:
+            continue
+        if meta["rule"] is not None:
+            meta["rule"].check(f.name, value)
+        elif meta["choices"] and (isinstance(value, bool) or value not in meta["choices"]):
+            raise ValueError(f"{f.name} must be one of {list(meta['choices'])}, got {value!r}.")
+        elif isinstance(f.default, bool) and not isinstance(value, bool):
+            raise TypeError(f"{f.name} must be True or False, got {value!r}.")
 
 
 def check_positive_int(name: str, value, fix: str = "") -> int:
@@ -178,3 +217,12 @@ def check_input(x, expected_channels: int, dtype: Optional[np.dtype], what: str)
             f"{x.shape[1]} channels (input shape {x.shape}). Feed "
             f"{expected_channels}-channel images, or build a new net for "
             f"{x.shape[1]} channels (in_channels={x.shape[1]}).")
+
+
+def sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, as hex (to check a file is the one written)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -8,7 +8,6 @@ a reader sees a whole checkpoint or none; :func:`load_checkpoint` checks every
 file against its recorded digest before anyone trusts it.
 """
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 from mxnet import gluon
 
-from ._checks import mxnet_reason
+from ._checks import mxnet_reason, sha256
 
 __all__ = ["CHECKPOINT_DIR", "CheckpointError", "atomic_write", "atomic_write_text", "write_error",
            "sha256",
@@ -101,15 +100,6 @@ def _fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def sha256(path: str) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(run_dir: str, net: gluon.Block, trainer: Optional[gluon.Trainer],

@@ -18,12 +18,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import __version__
 from ._checks import ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
 from .config import ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx
-from .model import build_resnet
+from .model import ResNetSpec
 from .shapes import count_parameters, format_shapes, layer_shapes
 
 __all__ = ["main", "build_parser"]
 
-_PARAMS_HELP = "RUN_DIR/model.params, or a checkpoint's net.params"
+_PARAMS_HELP = ("RUN_DIR/model.params, a checkpoint's net.params, or the PREFIX of an "
+                "exported symbol model")
 _DATA_HELP = "directory of the four Fashion-MNIST .gz files"
 #: What ``train`` offers of TrainConfig: all but the class count, which the data decides.
 _RECIPE = [f.name for f in option_fields() if f.name != "num_classes"]
@@ -86,28 +87,21 @@ def _architecture(args: argparse.Namespace) -> Dict[str, Any]:
     return {name: getattr(args, name, None) for name in ARCHITECTURE}
 
 
-def _shipped(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32"):
-    """The weights shipped in the package, ``(net, info)``, when no ``option`` names others."""
-    from .pretrained import load_pretrained, pretrained_info
+def _load(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32"):
+    """``(net, info)`` of the weights ``option`` names (``--params``, ``--model``), or of the
+    weights shipped in the package without it (then no architecture option may be given)."""
+    from .trained import load_model, pretrained_info
 
-    given = [k for k, v in _architecture(args).items() if v is not None]
-    if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} describes the net of {option}; "
-                         f"without {option} the shipped weights are used, whose net is "
-                         f"fixed. Give {option} RUN_DIR/model.params for a run of your own.")
-    source = pretrained_info().get("source", {})
-    print(f"using the weights shipped in the package ({source.get('run', 'a trained run')})",
-          file=sys.stderr, flush=True)
-    return load_pretrained(ctx=ctx, dtype=dtype)
-
-
-def _weights(args: argparse.Namespace, ctx=None, dtype: str = "float32"):
-    """``(net, info)`` of ``--params``, or of the shipped weights without it."""
-    from .run import load_trained
-
-    if args.params is None:
-        return _shipped(args, "--params", ctx, dtype)
-    return load_trained(args.params, ctx=ctx, log=_warn, dtype=dtype, **_architecture(args))
+    source = getattr(args, option[2:])
+    if source is None:
+        given = [k for k, v in _architecture(args).items() if v is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} describes the net of {option}; "
+                             f"without {option} the shipped weights are used, whose net is "
+                             f"fixed. Give {option} RUN_DIR/model.params for a run of your own.")
+        run = pretrained_info().get("source", {}).get("run", "a trained run")
+        print(f"using the weights shipped in the package ({run})", file=sys.stderr, flush=True)
+    return load_model(source, ctx=ctx, log=_warn, dtype=dtype, **_architecture(args))
 
 
 def _command(sub, name: str, func, help: str, more: str = "") -> argparse.ArgumentParser:
@@ -177,7 +171,8 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     """Run a random batch through the net's top-level layers and print each output shape as
     notebook cell 8 does, then the parameter count.
     """
-    net = build_resnet(args.depth, args.num_classes, small_input=args.small_input)
+    spec = ResNetSpec(args.depth, args.num_classes, args.small_input, in_channels=args.input[1])
+    net = spec.build()
     net.initialize()
     print(format_shapes(layer_shapes(net, args.input)))
     total, trainable = count_parameters(net)
@@ -197,7 +192,7 @@ def _add_train(sub) -> None:
     group.add_argument("--recipe", choices=sorted(RECIPES),
                        help="named recipe: book (the defaults) or fast (bfloat16, 64x64, "
                             "SGD with momentum, cosine, label smoothing, shifts and flips, "
-                            "weight average, 16 epochs; see the README) (book)")
+                            "weight average, 16 epochs; see docs/training.md) (book)")
     _add_config_options(group, _RECIPE)
     p.add_argument("--data-dir", help=_DATA_HELP + " (on --resume, the run's)")
     p.add_argument("--out", metavar="RUN_DIR",
@@ -256,8 +251,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config, settings = _train_settings(args)
     ctxs = parse_ctx(settings["ctx"])
+    spec = config.model
     out = args.out or os.path.join(
-        "runs", f"resnet{config.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
+        "runs", f"resnet{spec.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
     kvstore, part_index, num_parts = make_kvstore(settings["kvstore"])
     if config.batch_size % num_parts:
         raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
@@ -267,10 +263,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         limit_train=config.limit_train, limit_test=config.limit_test,
         augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index,
         erase=config.random_erasing, val_split=config.val_split)
-    net = build_resnet(config.depth, config.num_classes, small_input=config.small_input,
-                       in_channels=1)
+    net = spec.build()
     if part_index == 0:
-        print(f"training ResNet-{config.depth}"
+        print(f"training ResNet-{spec.depth}"
               f"{f' in {config.dtype}' if config.dtype != 'float32' else ''}"
               f" on {', '.join(str(c) for c in ctxs)}"
               f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
@@ -303,20 +298,11 @@ def _add_evaluate(sub) -> None:
                    help="the seed of that run (0)")
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate saved weights on the Fashion-MNIST test set (or a run's validation split).
-    """
+def _evaluation_data(args: argparse.Namespace, info):
+    """The batches ``evaluate`` reads (the test set, or a run's validation split), and how
+    to name them."""
     from .data import BatchIter, load_fashion_mnist, split_validation
-    from .evaluate import evaluate, format_report
-    from .quantize import agreement
 
-    ctxs = parse_ctx(args.ctx)
-    _check_lower_precision(args)
-    if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
-        raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
-                         f"drop --ctx.")
-    net, info = _weights(args, ctx=ctxs)
-    net.hybridize(static_alloc=True, static_shape=True)
     if args.val_split:
         split = f" validation images held out with seed {args.seed}"
         *_, images, labels = split_validation(*load_fashion_mnist("train", args.data_dir),
@@ -326,21 +312,51 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         images, labels = load_fashion_mnist("test", args.data_dir)
     data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
                      resize=info.resize)
+    return data, split
+
+
+def _lower_precision(net, info, args):
+    """The INT8 or bfloat16 copy of the float32 ``net`` that ``--int8``/``--dtype`` ask for."""
+    if args.int8:
+        return _quantized(net, info, args)
+    from .precision import mixed_precision
+
+    lower = mixed_precision(net, args.dtype)
+    lower.hybridize(static_alloc=True)
+    return lower
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate saved weights on the Fashion-MNIST test set (or a run's validation split).
+    """
+    from .evaluate import compare, evaluate, format_report
+
+    ctxs = parse_ctx(args.ctx)
+    _check_lower_precision(args)
+    if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
+        raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
+                         f"drop --ctx.")
+    net, info = _load(args, "--params", ctx=ctxs)
+    net.hybridize(static_alloc=True, static_shape=True)
+    data, split = _evaluation_data(args, info)
     tta = dict(flip=args.tta, shift=args.tta_shift)
-    result = evaluate(net, data, ctxs, info.num_classes, **tta)
+    lower = args.int8 or args.dtype != "float32"
+    classes = info.model.num_classes
+    if lower:  # the lower precision's own accuracy, and how often it agrees with float32
+        comparison = compare(net, _lower_precision(net, info, args), data, ctxs, classes, **tta)
+        result = comparison.reference
+    else:
+        result = evaluate(net, data, ctxs, classes, **tta)
     views = " and ".join(w for w, on in (("flip", args.tta),
                                          (f"{args.tta_shift}-pixel shift", args.tta_shift)) if on)
     which = "val" if args.val_split else "test"
     print(f"{which} acc {result.accuracy:.4f} ({result.count}{split}, "
-          f"ResNet-{info.depth}, resize {info.resize}"
+          f"ResNet-{info.model.depth}, resize {info.resize}"
           f"{f', with {views} test-time augmentation' if views else ''})")
-    if args.int8 or args.dtype != "float32":
-        # The lower precision's own accuracy, and how often it agrees with float32.
-        fp32, name = result, "int8" if args.int8 else args.dtype
-        result = evaluate(_quantized(net, info, args) if args.int8 else net, data, ctxs,
-                          info.num_classes, dtype=args.dtype, **tta)
-        agree = agreement(result.predictions, fp32.predictions)
-        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
+    if lower:
+        name, result = "int8" if args.int8 else args.dtype, comparison.lower
+        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 "
+              f"{comparison.agreement:.4f}"
               + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
               + f"; the tables below are the {name} model's")
     print(format_report(result, info.classes))
@@ -370,7 +386,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.dtype != "float32" and args.format != "symbol":
         raise ValueError(f"--dtype {args.dtype} exports as an MXNet symbol only (ONNX "
                          f"export is float32); use --format symbol, or drop --dtype.")
-    net, info = _weights(args, dtype=args.dtype)
+    net, info = _load(args, "--params", dtype=args.dtype)
     if args.int8:
         if args.format != "symbol":
             raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
@@ -418,17 +434,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     what training saw (gray, 28x28, the run's resize, [0, 1]) and print the top classes of
     each, one line per image.
     """
-    from .predict import image_files, load_model, predict_files
+    from .predict import image_files, predict_files
 
     files = image_files(args.images)
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    if args.model is None:
-        net, info = _shipped(args, "--model", dtype=args.dtype)
-        net.hybridize(static_alloc=True)
-    else:
-        net, info = load_model(args.model, log=_warn, dtype=args.dtype, **_architecture(args))
+    net, info = _load(args, "--model", dtype=args.dtype)
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
         if args.json:

@@ -1,10 +1,12 @@
 """The recipe: every knob that decides a run's numbers, each with its help and its check.
 
-:class:`TrainConfig` is the one place a training option is declared.  Each
-field carries, in its metadata, the words of its ``--help``, the
-:class:`~resnet_gluon._checks.Rule` its values obey, and its command-line
-flag; ``resnet_gluon.cli`` builds its options from them, so a new knob is
-added here and nowhere else.  :func:`parse_ctx` reads device lists.
+:class:`TrainConfig` is the one place a training option is declared; the net's
+architecture is its ``model`` field, a :class:`~resnet_gluon.model.ResNetSpec`
+(declared there).  Each field carries, in its metadata, the words of its
+``--help``, the :class:`~resnet_gluon._checks.Rule` its values obey, and its
+command-line flag; ``resnet_gluon.cli`` builds its options from them
+(:func:`option_fields`), so a new knob is added to one record and nowhere else.
+:func:`parse_ctx` reads device lists.
 """
 import dataclasses
 from numbers import Integral
@@ -13,16 +15,18 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import mxnet as mx
 
 from ._checks import (ANY_INT, FRACTION, NONNEGATIVE_INT, NONNEGATIVE_NUMBER, POSITIVE_INT,
-                      POSITIVE_NUMBER, PROBABILITY, Rule)
-from .model import RESNET_SPEC
+                      POSITIVE_NUMBER, PROBABILITY, Rule, check_fields, knob)
+from .model import ResNetSpec
 from .precision import DTYPES
 
 __all__ = ["TrainConfig", "ARCHITECTURE", "KVSTORES", "RECIPES", "RESIZE", "RESUME_MAY_DIFFER",
            "option_fields", "parse_ctx", "recipe"]
 
-#: The fields that decide the net's architecture and input, shared by the
-#: commands that load a trained net (evaluate, export, predict, shapes).
-ARCHITECTURE = ("depth", "num_classes", "small_input", "resize")
+#: The architecture's command-line fields (the record's, but for what the data decides)
+#: and the input side: what the commands that load a trained net (evaluate, export,
+#: predict) may override of a run's config.json.
+ARCHITECTURE = tuple(f.name for f in dataclasses.fields(ResNetSpec)
+                     if f.metadata["option"]) + ("resize",)
 
 #: Input sides a net can learn from: below 8 pixels a ResNet sees nothing; above 512 one
 #: batch's first activations pass MXNet's 2**31-element limit.
@@ -36,14 +40,6 @@ KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_as
 RESUME_MAY_DIFFER = frozenset({"keep_checkpoints"})
 
 
-def _knob(default: Any, help: str, rule: Optional[Rule] = None, choices: Sequence = (),
-          flag: Optional[str] = None, optional: bool = False, metavar: Optional[str] = None):
-    """A :class:`TrainConfig` field: default, ``--help`` text, rule, choices, flag."""
-    return dataclasses.field(default=default, metadata=dict(
-        help=help, rule=rule, choices=tuple(choices), flag=flag, optional=optional,
-        metavar=metavar))
-
-
 @dataclasses.dataclass
 class TrainConfig:
     """What decides the numbers a run produces (saved as ``config.json``).
@@ -55,8 +51,9 @@ class TrainConfig:
 
     Attributes
     ----------
-    depth, num_classes, small_input
-        The net (see :func:`resnet_gluon.build_resnet`).
+    model : ResNetSpec
+        The net (depth, classes, input channels, stem).  ``to_dict`` writes its fields
+        flat beside the others, ``from_dict`` reads them back (``depth=34`` and so on).
     lr : float
         Peak learning rate.
     batch_size : int
@@ -94,68 +91,64 @@ class TrainConfig:
         (see :mod:`resnet_gluon.precision`).
     """
 
-    depth: int = _knob(18, "ResNet depth", choices=sorted(RESNET_SPEC))
-    num_classes: int = _knob(10, "number of classes", POSITIVE_INT, flag="--classes")
-    small_input: bool = _knob(False, "3x3 stride-1 stem without max-pool, as d2lzh.resnet18")
-    lr: float = _knob(0.05, "peak learning rate", POSITIVE_NUMBER)
-    batch_size: int = _knob(256, "batch size", POSITIVE_INT)
-    epochs: int = _knob(5, "epochs", POSITIVE_INT)
-    resize: int = _knob(96, "input side, 8 to 512; 28 = native", RESIZE)
-    momentum: float = _knob(0.0, "SGD momentum", FRACTION)
-    wd: float = _knob(0.0, "weight decay", NONNEGATIVE_NUMBER)
-    lr_schedule: str = _knob("constant", "learning rate schedule",
-                             choices=("constant", "cosine"))
-    warmup_epochs: float = _knob(0.0, "linear warm-up epochs", NONNEGATIVE_NUMBER)
-    label_smoothing: float = _knob(0.0, "label smoothing", FRACTION)
-    augment: bool = _knob(False, "random 2-pixel shifts and horizontal flips")
-    ema: float = _knob(0.0, "average the weights (exponential moving average, decay D such "
-                            "as 0.999), and evaluate and save the average; 0: none", FRACTION,
-                       metavar="D")
-    random_erasing: float = _knob(0.0, "erase a random rectangle of each training image "
-                                       "with probability P", PROBABILITY, metavar="P")
-    seed: int = _knob(0, "seed of init, order and augmentation", ANY_INT)
-    limit_train: Optional[int] = _knob(None, "use the first N training examples",
-                                       POSITIVE_INT, optional=True, metavar="N")
-    limit_test: Optional[int] = _knob(None, "use the first N test examples", POSITIVE_INT,
-                                      optional=True, metavar="N")
-    val_split: int = _knob(0, "hold out N training images (a seeded choice) and report "
-                              "their accuracy each epoch; 0: none", NONNEGATIVE_INT,
-                           metavar="N")
-    checkpoint_every: int = _knob(0, "also checkpoint every N steps; 0: at epoch ends only",
-                                  NONNEGATIVE_INT, metavar="N")
-    keep_checkpoints: int = _knob(2, "how many of the newest checkpoints to keep",
-                                  POSITIVE_INT, metavar="N")
-    dtype: str = _knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
-                                  "the CPU's AMX tiles where it has them", choices=DTYPES)
+    model: ResNetSpec = dataclasses.field(default_factory=ResNetSpec)
+    lr: float = knob(0.05, "peak learning rate", POSITIVE_NUMBER)
+    batch_size: int = knob(256, "batch size", POSITIVE_INT)
+    epochs: int = knob(5, "epochs", POSITIVE_INT)
+    resize: int = knob(96, "input side, 8 to 512; 28 = native", RESIZE)
+    momentum: float = knob(0.0, "SGD momentum", FRACTION)
+    wd: float = knob(0.0, "weight decay", NONNEGATIVE_NUMBER)
+    lr_schedule: str = knob("constant", "learning rate schedule",
+                            choices=("constant", "cosine"))
+    warmup_epochs: float = knob(0.0, "linear warm-up epochs", NONNEGATIVE_NUMBER)
+    label_smoothing: float = knob(0.0, "label smoothing", FRACTION)
+    augment: bool = knob(False, "random 2-pixel shifts and horizontal flips")
+    ema: float = knob(0.0, "average the weights (exponential moving average, decay D such "
+                           "as 0.999), and evaluate and save the average; 0: none", FRACTION,
+                      metavar="D")
+    random_erasing: float = knob(0.0, "erase a random rectangle of each training image "
+                                      "with probability P", PROBABILITY, metavar="P")
+    seed: int = knob(0, "seed of init, order and augmentation", ANY_INT)
+    limit_train: Optional[int] = knob(None, "use the first N training examples",
+                                      POSITIVE_INT, optional=True, metavar="N")
+    limit_test: Optional[int] = knob(None, "use the first N test examples", POSITIVE_INT,
+                                     optional=True, metavar="N")
+    val_split: int = knob(0, "hold out N training images (a seeded choice) and report "
+                             "their accuracy each epoch; 0: none", NONNEGATIVE_INT,
+                          metavar="N")
+    checkpoint_every: int = knob(0, "also checkpoint every N steps; 0: at epoch ends only",
+                                 NONNEGATIVE_INT, metavar="N")
+    keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep",
+                                 POSITIVE_INT, metavar="N")
+    dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
+                                 "the CPU's AMX tiles where it has them", choices=DTYPES)
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            if value is None and meta["optional"]:
-                continue
-            if meta["rule"] is not None:
-                meta["rule"].check(f.name, value)
-            elif meta["choices"] and (isinstance(value, bool) or value not in meta["choices"]):
-                raise ValueError(f"{f.name} must be one of {list(meta['choices'])}, "
-                                 f"got {value!r}.")
-            elif isinstance(f.default, bool) and not isinstance(value, bool):
-                raise TypeError(f"{f.name} must be True or False, got {value!r}.")
+        if not isinstance(self.model, ResNetSpec):
+            raise TypeError(f"model must be a ResNetSpec, got {self.model!r}; pass "
+                            f"model=ResNetSpec(depth=..., ...), or use TrainConfig.from_dict "
+                            f"with flat keys (depth=34).")
+        check_fields(self)
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got "
                              f"{self.warmup_epochs!r}.")
 
     def to_dict(self) -> Dict[str, Any]:
-        """The config as plain JSON-able values."""
-        return dataclasses.asdict(self)
+        """The config as flat, plain JSON-able values: the architecture's fields first."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**values.pop("model").to_dict(), **values}
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
-        """Rebuild a config from :meth:`to_dict` output, naming unknown keys."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+        """Rebuild a config from flat values (:meth:`to_dict`'s, a config.json's), naming
+        unknown keys; the architecture's keys make its ``model``."""
+        spec_keys = {f.name for f in dataclasses.fields(ResNetSpec)}
+        known = spec_keys | {f.name for f in dataclasses.fields(cls)} - {"model"}
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training options {unknown}; known: {sorted(fields)}.")
-        return cls(**values)
+            raise ValueError(f"unknown training options {unknown}; known: {sorted(known)}.")
+        rest = {k: v for k, v in values.items() if k not in spec_keys}
+        return cls(model=ResNetSpec.from_dict(values), **rest)
 
     def differences(self, other: "TrainConfig", ignore=RESUME_MAY_DIFFER) -> Dict[str, tuple]:
         """``{field: (self's value, other's value)}`` where the two differ."""
@@ -168,7 +161,7 @@ class TrainConfig:
 #: ``book``: the defaults, the book's numbers.  ``fast``: time to accuracy on two CPU
 #: cores (16 epochs of the 60,000 images in 52-54 minutes on a 2-core Sapphire Rapids
 #: Xeon, AMX on); its test-time augmentation was chosen on a 5,000-image validation
-#: split; see benchmarks/results/README.md.
+#: split; see docs/accuracy.md.
 #: bfloat16 pays only where the CPU has AMX; elsewhere add ``--dtype float32``.
 RECIPES: Dict[str, Dict[str, Any]] = {
     "book": {},
@@ -194,9 +187,10 @@ def recipe(name: str = "book", **overrides: Any) -> TrainConfig:
 
 
 def option_fields(names: Optional[Sequence[str]] = None) -> List[dataclasses.Field]:
-    """The fields of :class:`TrainConfig` (all, or those ``names``), in declaration order."""
-    fields = dataclasses.fields(TrainConfig)
-    return [f for f in fields if names is None or f.name in names]
+    """The command-line fields (all, or those ``names``), in declaration order: the
+    architecture's (:class:`~resnet_gluon.model.ResNetSpec`), then the recipe's."""
+    fields = dataclasses.fields(ResNetSpec) + dataclasses.fields(TrainConfig)[1:]
+    return [f for f in fields if f.metadata.get("option") and (names is None or f.name in names)]
 
 
 def parse_ctx(text: Union[str, Sequence[mx.Context], mx.Context, None]) -> List[mx.Context]:
@@ -223,7 +217,7 @@ def parse_ctx(text: Union[str, Sequence[mx.Context], mx.Context, None]) -> List[
         if kind == "gpu" and i >= mx.context.num_gpus():
             raise ValueError(f"gpu:{i} asked for but this MXNet sees "
                              f"{mx.context.num_gpus()} GPU(s); use cpu:0, or install a "
-                             f"CUDA build of MXNet (see the README).")
+                             f"CUDA build of MXNet (see the README: Installing).")
         ctxs.append(mx.gpu(i) if kind == "gpu" else mx.cpu(i))
     if len(set(ctxs)) != len(ctxs):
         raise ValueError(f"context listed twice in {text!r}.")

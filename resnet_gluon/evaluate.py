@@ -1,8 +1,9 @@
 """Evaluation: accuracy, per-class accuracy, the confusion matrix, and the report of them.
 
-``evaluate`` runs a net in predict mode over batches; ``format_report`` turns
-its :class:`EvalResult` into the tables ``python -m resnet_gluon evaluate``
-prints.
+``evaluate`` runs a net in predict mode over batches; ``compare`` evaluates a
+float32 net beside a lower-precision copy of it (bfloat16, INT8) and measures
+how often they agree; ``format_report`` turns an :class:`EvalResult` into the
+tables ``python -m resnet_gluon evaluate`` prints.
 """
 import dataclasses
 from typing import Iterable, List, Sequence, Union
@@ -13,9 +14,9 @@ from mxnet import gluon, nd
 
 from ._checks import NONNEGATIVE_INT
 from .config import parse_ctx
-from .precision import check_dtype, mixed_precision
 
-__all__ = ["EvalResult", "evaluate", "format_report", "tta_views", "predict_tta"]
+__all__ = ["EvalResult", "Comparison", "evaluate", "compare", "agreement", "format_report",
+           "tta_views", "predict_tta"]
 
 
 @dataclasses.dataclass
@@ -63,8 +64,7 @@ def predict_tta(net: gluon.Block, X: nd.NDArray, flip: bool = False, shift: int 
 
 
 def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Context], None] = None,
-             num_classes: int = 10, flip: bool = False, dtype: str = "float32",
-             shift: int = 0) -> EvalResult:
+             num_classes: int = 10, flip: bool = False, shift: int = 0) -> EvalResult:
     """Predict-mode accuracy of ``net`` on ``data`` (batches of ``(X, y)``).
 
     Parameters
@@ -81,15 +81,12 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
         Test-time augmentation: also average over each view moved by this many
         input pixels in four directions (five times the cost; pairs with
         training on random shifts).  See :func:`predict_tta`.
-    dtype : {'float32', 'bfloat16'}, default 'float32'
-        The compute type (see :func:`resnet_gluon.precision.mixed_precision`);
-        a HybridBlock is needed for bfloat16.
+
+    The net computes in whatever type it was prepared in (a bfloat16 net comes from
+    :func:`resnet_gluon.trained.load_model` or :func:`resnet_gluon.precision.mixed_precision`).
     """
     ctxs = parse_ctx(ctx)
     NONNEGATIVE_INT.check("shift", shift)
-    if check_dtype(dtype) != "float32":
-        net = mixed_precision(net, dtype)
-        net.hybridize(static_alloc=True)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     predictions = []
     for X, y in data:
@@ -119,6 +116,49 @@ def _labels(y: nd.NDArray, num_classes: int) -> np.ndarray:
                          f"classes, labelled 0 to {num_classes - 1}. Check the data, or pass "
                          f"the num_classes the net was built with.")
     return labels
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of examples with the same top-1 class in two sets of predictions.
+
+    Each of ``a``, ``b`` is either predicted classes (N,) or scores (N, classes).
+    """
+    a, b = (np.asarray(v) for v in (a, b))
+    a, b = (v.argmax(axis=1) if v.ndim == 2 else v for v in (a, b))
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"cannot compare predictions of shapes {a.shape} and {b.shape}.")
+    return float(np.mean(a == b))
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A float32 net and a lower-precision copy of it, evaluated on the same data."""
+
+    reference: EvalResult
+    lower: EvalResult
+
+    @property
+    def agreement(self) -> float:
+        """Share of examples the two give the same top-1 class."""
+        return agreement(self.lower.predictions, self.reference.predictions)
+
+
+def compare(net: gluon.Block, lower: gluon.Block, data: Iterable,
+            ctx: Union[str, Sequence[mx.Context], None] = None, num_classes: int = 10,
+            flip: bool = False, shift: int = 0) -> Comparison:
+    """Evaluate ``net`` (float32) and ``lower`` (its bfloat16 or INT8 copy) on ``data``.
+
+    Each with the same test-time augmentation (``flip``, ``shift``, as in
+    :func:`evaluate`); the result has both accuracies and their top-1 agreement.
+
+    Examples
+    --------
+    >>> from resnet_gluon.precision import mixed_precision
+    >>> cmp = compare(net, mixed_precision(net, "bfloat16"), test_iter)  # doctest: +SKIP
+    >>> cmp.reference.accuracy, cmp.lower.accuracy, cmp.agreement      # doctest: +SKIP
+    """
+    return Comparison(evaluate(net, data, ctx, num_classes, flip=flip, shift=shift),
+                      evaluate(lower, data, ctx, num_classes, flip=flip, shift=shift))
 
 
 def format_report(result: EvalResult, class_names: Sequence[str]) -> str:

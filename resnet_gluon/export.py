@@ -1,30 +1,29 @@
-"""Trained nets out of the library: export to MXNet symbol and ONNX, and load the symbol back.
+"""Trained nets out of the library: export to MXNet symbol and ONNX.
 
-A trained net comes from :func:`resnet_gluon.run.load_trained` (a run's
-``model.params`` and the ``config.json`` beside it).  :func:`export_symbol` writes
-``PREFIX-symbol.json`` and ``PREFIX-0000.params``, which plain MXNet loads
-with ``gluon.SymbolBlock.imports`` (no resnet_gluon needed), plus
-``PREFIX-info.json`` (input size, class names).  :func:`export_onnx` writes
-``PREFIX.onnx`` with a dynamic batch axis and the same facts in its metadata.
+A trained net comes from :func:`resnet_gluon.trained.load_model` (a run's
+``model.params`` and the ``config.json`` beside it, or the shipped weights).
+:func:`export_symbol` writes ``PREFIX-symbol.json`` and ``PREFIX-0000.params``,
+which plain MXNet loads with ``gluon.SymbolBlock.imports`` (no resnet_gluon
+needed), plus ``PREFIX-info.json`` (architecture, input size, class names).
+:func:`export_onnx` writes ``PREFIX.onnx`` with a dynamic batch axis and the same
+facts in its metadata.
+Loading an export back is :func:`resnet_gluon.trained.load_symbol`'s.
 """
 import json
 import os
 import shutil
 import tempfile
-import warnings
-from typing import List, Optional, Tuple
+from typing import List
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from ._checks import mxnet_reason
-from .run import ModelInfo, load_trained  # noqa: F401 - load_trained: its 0.1 home
+# load_trained and load_symbol are also importable from here, their homes in 0.1.
+from .trained import (INFO_SUFFIX, PARAMS_SUFFIX, SYMBOL_SUFFIX, ModelInfo,  # noqa: F401
+                      load_symbol, load_trained)
 
-__all__ = ["INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "export_symbol", "load_symbol",
-           "export_onnx", "onnx_max_abs_diff"]
-
-INFO_SUFFIX, SYMBOL_SUFFIX, PARAMS_SUFFIX = "-info.json", "-symbol.json", "-0000.params"
+__all__ = ["export_symbol", "export_onnx", "onnx_max_abs_diff"]
 
 
 def _write_info(path: str, info: ModelInfo) -> None:
@@ -75,40 +74,6 @@ def export_symbol(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> List[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_symbol(prefix: str, ctx: Optional[mx.Context] = None
-                ) -> Tuple[gluon.SymbolBlock, Optional[ModelInfo]]:
-    """Load ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` (and the info file, if any)."""
-    for suffix in (SYMBOL_SUFFIX, PARAMS_SUFFIX):
-        if not os.path.isfile(prefix + suffix):
-            raise FileNotFoundError(
-                f"{prefix + suffix}: no such file. An exported model is the prefix of "
-                f"PREFIX-symbol.json and PREFIX-0000.params (python -m resnet_gluon export).")
-    for suffix, read in ((SYMBOL_SUFFIX, _read_symbol), (PARAMS_SUFFIX, nd.load)):
-        try:  # each file on its own first, so that an error can name it
-            read(prefix + suffix)
-        except (mx.base.MXNetError, ValueError) as err:
-            reason = mxnet_reason(err) if isinstance(err, mx.base.MXNetError) else err
-            raise ValueError(f"{prefix + suffix} is not a file MXNet can read ({reason}): "
-                             f"it is truncated or corrupt. Export the model again.") from None
-    try:
-        with warnings.catch_warnings():  # "Cannot decide type": the input's, known later
-            warnings.simplefilter("ignore", UserWarning)
-            net = gluon.SymbolBlock.imports(prefix + SYMBOL_SUFFIX, ["data"],
-                                            prefix + PARAMS_SUFFIX, ctx=ctx or mx.cpu())
-    except (mx.base.MXNetError, AssertionError, ValueError) as err:
-        raise ValueError(f"{prefix + SYMBOL_SUFFIX} and {prefix + PARAMS_SUFFIX} do not make "
-                         f"one model ({mxnet_reason(err)}). Export the model again.") from None
-    info = ModelInfo.read(prefix + INFO_SUFFIX) if os.path.isfile(prefix + INFO_SUFFIX) \
-        else None
-    return net, info
-
-
-def _read_symbol(path: str) -> None:
-    with open(path, encoding="utf-8") as f:
-        json.load(f)  # Python's JSON errors say where; MXNet's can be undecodable bytes
-    mx.sym.load(path)
-
-
 def _check_prefix(prefix: str) -> str:
     """The directory of a path prefix, after refusing a prefix that names a directory."""
     if prefix.endswith(os.sep) or os.path.isdir(prefix):
@@ -142,11 +107,11 @@ def export_onnx(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> str:
         sym_prefix = os.path.join(tmp, "model")
         export_symbol(net, sym_prefix, info)
         path = os.path.join(tmp, "model.onnx")
-        _, _, h, w = info.input_shape
+        _, c, h, w = info.input_shape
         mx.onnx.export_model(sym_prefix + SYMBOL_SUFFIX, sym_prefix + PARAMS_SUFFIX,
                              in_shapes=[info.input_shape], in_types=[np.float32],
                              onnx_file_path=path, dynamic=True,
-                             dynamic_input_shapes=[(None, 1, h, w)])
+                             dynamic_input_shapes=[(None, c, h, w)])
         model = onnx.load(path)
         # MXNet lists the weights as graph inputs too; onnxruntime then cannot
         # fold them as constants (and warns once per weight).

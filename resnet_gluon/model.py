@@ -4,16 +4,27 @@
 the 7x7 stem, four stages built by the book's ``resnet_block``, global
 average pooling and a dense layer, as the ten top-level children of a
 :class:`~mxnet.gluon.nn.HybridSequential`.
-"""
-from typing import Dict, Tuple, Type
 
+:class:`ResNetSpec` is the architecture as one record (depth, classes, input
+channels, stem): a run's ``config.json``, an export's info file and the shipped
+weights' JSON hold it, and ``ResNetSpec.from_dict(saved).build()`` is the one
+way the package rebuilds a net from saved settings.  This module, ``blocks``
+and ``shapes`` import nothing of the package above them (``_checks`` and the
+shipped files' reader ``weights`` sit below).
+"""
+import dataclasses
+from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
+
+import mxnet as mx
 from mxnet.gluon import Block, nn
 from mxnet.symbol import Symbol
 
-from ._checks import check_in_channels, check_input, check_positive_int, first_uninitialized
+from . import weights
+from ._checks import (NONNEGATIVE_INT, POSITIVE_INT, check_fields, check_in_channels,
+                      check_input, check_positive_int, first_uninitialized, knob)
 from .blocks import Bottleneck, Residual
 
-__all__ = ["RESNET_SPEC", "STAGE_CHANNELS", "BLOCKS", "ResNet", "resnet_block",
+__all__ = ["RESNET_SPEC", "STAGE_CHANNELS", "BLOCKS", "ResNet", "ResNetSpec", "resnet_block",
            "build_resnet", "build_resnet18", "copy_weights"]
 
 #: depth -> (block kind, residual blocks per stage), as in the ResNet paper.
@@ -176,6 +187,72 @@ def build_resnet(depth: int = 18, num_classes: int = 10, small_input: bool = Fal
     return net
 
 
+@dataclasses.dataclass(frozen=True)
+class ResNetSpec:
+    """The architecture of a ResNet as one record: what :func:`build_resnet` needs.
+
+    Held by :class:`resnet_gluon.config.TrainConfig` (the net a run trains) and by
+    :class:`resnet_gluon.trained.ModelInfo` (a trained net: this plus its input size and
+    class names); written flat into ``config.json`` and the weights' JSON by
+    :meth:`to_dict`, read back by :meth:`from_dict`.  A new architecture knob is a field
+    here (its help and rule are the command line's) and a parameter of the factory.
+
+    Attributes
+    ----------
+    depth : int
+        A key of :data:`RESNET_SPEC`.
+    num_classes : int
+        Outputs of the dense layer.
+    small_input : bool
+        ``d2lzh.resnet18``'s 3x3 stride-1 stem without max-pool.
+    in_channels : int
+        Input channels: 1 for gray images (every saved run so far), 3 for colour, 0 to
+        infer them at the first forward.
+
+    Examples
+    --------
+    >>> spec = ResNetSpec(depth=34, num_classes=5)
+    >>> ResNetSpec.from_dict(spec.to_dict()) == spec
+    True
+    >>> net = spec.build()
+    """
+
+    depth: int = knob(18, "ResNet depth", choices=sorted(RESNET_SPEC))
+    num_classes: int = knob(10, "number of classes", POSITIVE_INT, flag="--classes")
+    small_input: bool = knob(False, "3x3 stride-1 stem without max-pool, as d2lzh.resnet18")
+    in_channels: int = knob(1, "input channels (1: gray, 3: colour; 0: inferred at the "
+                               "first forward)", NONNEGATIVE_INT, option=False)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def build(self, params: Optional[str] = None,
+              ctx: Union[mx.Context, Sequence[mx.Context], None] = None) -> "ResNet":
+        """The net this record describes; with ``params``, holding that file's weights.
+
+        The file's values are cast to the net's float32 (the shipped weights are
+        float16 on disk); ``ctx`` (default ``cpu``) is where they are loaded.
+        """
+        net = build_resnet(self.depth, self.num_classes, small_input=self.small_input,
+                           in_channels=self.in_channels)
+        if params is not None:
+            net.load_parameters(params, ctx=ctx or mx.cpu(), cast_dtype=True,
+                                dtype_source="current")
+        return net
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ResNetSpec":
+        """The record in ``values`` (a run's config.json, an info file): its own keys are
+        read and the others ignored; a key a file predates takes its default (files from
+        before ``in_channels`` are gray: 1)."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)
+                      if f.name in values})
+
+
 def build_resnet18(num_classes: int = 10, pretrained: bool = False) -> ResNet:
     """The notebook's ResNet-18 (d2l-zh 5.11 cells 4-7).
 
@@ -199,9 +276,8 @@ def build_resnet18(num_classes: int = 10, pretrained: bool = False) -> ResNet:
         if num_classes != 10:
             raise ValueError(f"the shipped weights are for Fashion-MNIST's 10 classes, got "
                              f"num_classes={num_classes!r}; train your own for other labels.")
-        from .pretrained import load_pretrained  # the run and its files, only when asked
-
-        return load_pretrained()[0]
+        description, params = weights.verified()
+        return ResNetSpec.from_dict(description).build(params)
     return build_resnet(18, num_classes)
 
 

@@ -6,8 +6,8 @@ add follow their input's type) and casts only at its edges: the input, and each 
 and the dense layer's weights, to bf16 as they enter the graph; the scores back to float32
 for the softmax and the loss.  It *shares* the net's parameters, which stay float32: the
 optimizer updates float32 master weights, BatchNorm keeps float32 statistics, and
-``net.save_parameters`` writes the float32 file every other command loads.  On a CPU with AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its
-tiles.
+``net.save_parameters`` writes the float32 file every other command loads.  On a CPU with
+AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its tiles.
 
 Casting the whole graph once, instead of each operator as ``amp.init`` does, is what makes
 it pay: ``amp.init`` bf16 training was 2x *slower* than float32 here.

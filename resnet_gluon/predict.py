@@ -12,16 +12,15 @@ import io
 import os
 import struct
 import warnings
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
 from .data import resize_batch
-from .export import INFO_SUFFIX, SYMBOL_SUFFIX, load_symbol
-from .precision import check_dtype, mixed_precision
-from .run import ModelInfo, load_trained
+# load_model is also importable from here, its home before resnet_gluon.trained.
+from .trained import ModelInfo, load_model
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "image_files", "read_image", "load_model",
            "Prediction",
@@ -128,39 +127,6 @@ def _check_size(path: str, raw: bytes) -> None:
                          f"sees 28x28).")
 
 
-def load_model(model: str, ctx: Optional[mx.Context] = None,
-               log: Optional[Callable[[str], None]] = None, dtype: str = "float32",
-               **overrides) -> Tuple[gluon.HybridBlock, ModelInfo]:
-    """A trained net from ``RUN_DIR/model.params`` or an exported ``PREFIX``.
-
-    ``overrides`` (depth, num_classes, small_input, resize) go to
-    :func:`resnet_gluon.run.load_trained` for a params file (with ``log``),
-    and replace the info file's values for an exported model.  ``dtype``
-    'bfloat16' computes in bf16 (:func:`resnet_gluon.precision.mixed_precision`).
-    """
-    check_dtype(dtype)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if os.path.isfile(model + SYMBOL_SUFFIX):
-        net, info = load_symbol(model, ctx)
-        if info is None:
-            if "resize" not in overrides:
-                raise ValueError(f"{model}{INFO_SUFFIX} is missing, so the input size is "
-                                 f"unknown; pass --resize (96 for the book's recipe).")
-            info = ModelInfo()
-        info = dataclasses.replace(info, **overrides)
-        net = mixed_precision(net, dtype)
-        net.hybridize(static_alloc=True)
-        return net, info
-    if os.path.isfile(model):
-        net, info = load_trained(model, ctx=ctx, log=log, dtype=dtype, **overrides)
-        net.hybridize(static_alloc=True)
-        return net, info
-    raise FileNotFoundError(
-        f"--model {model}: neither a params file nor the prefix of an exported model "
-        f"({model}{SYMBOL_SUFFIX} does not exist). Give RUN_DIR/model.params or the "
-        f"PREFIX given to 'export --out'.")
-
-
 @dataclasses.dataclass
 class Prediction:
     """The top classes of one image: ``[(class name, probability), ...]``, best first."""
@@ -177,7 +143,7 @@ def predict_images(net: gluon.Block, images: np.ndarray, info: ModelInfo,
     for start in range(0, len(images), batch_size):
         X = resize_batch(images[start:start + batch_size], info.resize).as_in_context(ctx)
         out.append(nd.softmax(net(X)).asnumpy())
-    return np.concatenate(out) if out else np.zeros((0, info.num_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, info.model.num_classes), np.float32)
 
 
 def predict_files(net: gluon.Block, info: ModelInfo, files: Sequence[str], topk: int = 3,

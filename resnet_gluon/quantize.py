@@ -12,6 +12,7 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .data import load_fashion_mnist, resize_batch
+from .evaluate import agreement  # noqa: F401 - its home before resnet_gluon.evaluate
 
 __all__ = ["calibration_images", "quantize", "agreement"]
 
@@ -89,15 +90,3 @@ def _global_pool_input_is_1x1(net: gluon.HybridBlock, x: nd.NDArray) -> bool:
                 return tuple(x.shape[2:]) == (1, 1)
             x = block(x)
     return False
-
-
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of examples with the same top-1 class in two sets of predictions.
-
-    Each of ``a``, ``b`` is either predicted classes (N,) or scores (N, classes).
-    """
-    a, b = (np.asarray(v) for v in (a, b))
-    a, b = (v.argmax(axis=1) if v.ndim == 2 else v for v in (a, b))
-    if a.shape != b.shape or a.ndim != 1 or not len(a):
-        raise ValueError(f"cannot compare predictions of shapes {a.shape} and {b.shape}.")
-    return float(np.mean(a == b))

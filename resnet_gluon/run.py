@@ -1,4 +1,4 @@
-"""The run directory: its file names, its config, metrics and curves, and loading what it trained.
+"""The run directory: its file names, its lock, its config, metrics and curves.
 
 A run directory (``--out``) holds::
 
@@ -9,103 +9,25 @@ A run directory (``--out``) holds::
     model.params     the final weights (``save_parameters``)
     .lock            held by the process training in it (see RunLock)
 
-:func:`load_trained` turns ``model.params`` (or a checkpoint's ``net.params``)
-back into a net, reading the architecture from the ``config.json`` beside it.
-Every other module asks this one where a run keeps what.
+Every other module asks this one where a run keeps what; turning a run's
+``model.params`` back into a net is :func:`resnet_gluon.trained.load_trained`'s.
 """
-import dataclasses
 import fcntl
 import json
 import os
-import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional
 
-import mxnet as mx
-from mxnet import gluon, nd
-
-from ._checks import mxnet_reason
 from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_checkpoints,
                          remove_unfinished_checkpoints)
-from .config import ARCHITECTURE, TrainConfig
-from .data import CLASS_NAMES
-from .model import build_resnet
-from .precision import check_dtype, mixed_precision
+from .config import TrainConfig
 
-__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "ModelInfo",
-           "RunLock", "claim_run_dir", "write_config", "read_config",
-           "read_json", "write_metrics", "plot_curves",
-           "remove_unfinished", "find_run_config", "load_trained"]
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "RunLock",
+           "claim_run_dir", "write_config", "read_config", "read_json", "write_metrics",
+           "plot_curves", "remove_unfinished", "find_run_config"]
 
 CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.params"
 CURVES_FILE, LOCK_FILE = "curves.png", ".lock"
 _RUN_FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, CURVES_FILE)
-
-
-@dataclasses.dataclass
-class ModelInfo:
-    """What a user of a trained net must know besides its weights.
-
-    The architecture fields are :data:`resnet_gluon.config.ARCHITECTURE`,
-    with :class:`~resnet_gluon.config.TrainConfig`'s defaults.
-
-    Attributes
-    ----------
-    depth, num_classes, small_input
-        The architecture (see :func:`resnet_gluon.build_resnet`).
-    resize : int
-        Side of the square gray input the net was trained on (28: native).
-    classes : list of str
-        Class names, in output order.
-    """
-
-    depth: int = TrainConfig.depth
-    num_classes: int = TrainConfig.num_classes
-    small_input: bool = TrainConfig.small_input
-    resize: int = TrainConfig.resize
-    classes: List[str] = dataclasses.field(default_factory=lambda: list(CLASS_NAMES))
-
-    def __post_init__(self):
-        # The architecture obeys TrainConfig's rules (one rule, one place).
-        TrainConfig(**{k: getattr(self, k) for k in ARCHITECTURE})
-        if not (isinstance(self.classes, list) and all(isinstance(c, str) for c in self.classes)):
-            raise ValueError(f"classes must be a list of names, got {self.classes!r}.")
-
-    @property
-    def input_shape(self) -> Tuple[int, int, int, int]:
-        """``(1, 1, resize, resize)``: float32 in [0, 1], NCHW."""
-        return (1, 1, self.resize, self.resize)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain JSON-able values, with a note on the input for a reader of the file."""
-        out = dataclasses.asdict(self)
-        out["input"] = (f"float32 NCHW (N, 1, {self.resize}, {self.resize}): gray, "
-                        f"pixel values / 255, bilinear resize of the 28x28 image")
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "ModelInfo":
-        """Keep the known keys of ``values`` (a run's config.json or an info file)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        info = cls(**{k: v for k, v in values.items() if k in fields})
-        if len(info.classes) != info.num_classes:  # a run with other labels than ours
-            info.classes = [str(i) for i in range(info.num_classes)]
-        return info
-
-    @classmethod
-    def read(cls, path: str, values: Optional[Dict[str, Any]] = None) -> "ModelInfo":
-        """The info in a JSON file (a run's config.json, an export's -info.json), with
-        ``values`` over it; errors name the file."""
-        merged = dict(read_json(path), **(values or {}))
-        try:
-            return cls.from_dict(merged)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: {err} Correct the file, or pass the settings as "
-                             f"options.") from None
-
-    @classmethod
-    def from_config(cls, config: TrainConfig) -> "ModelInfo":
-        """The net a run of ``config`` trains."""
-        return cls.from_dict({k: getattr(config, k) for k in ARCHITECTURE})
 
 
 # --------------------------------------------------------------------------- writing a run
@@ -289,106 +211,3 @@ def find_run_config(params: str) -> Optional[str]:
         if os.path.isfile(path):
             return path
     return None
-
-
-def _warn(log: Optional[Callable[[str], None]], message: str) -> None:
-    if log is None:
-        warnings.warn(message, UserWarning, stacklevel=3)
-    else:
-        log(message)
-
-
-def _mismatch(net: gluon.Block, params: str) -> Optional[str]:
-    """Name how ``params`` differs from ``net``'s parameters, or None if it fits."""
-    saved = {k: v.shape for k, v in nd.load(params).items()}
-    # save_parameters keys are the structural names ("4.0.conv1.weight").
-    expected = {k: v.shape for k, v in net._collect_params_with_prefix().items()}
-    missing = sorted(set(expected) - set(saved))
-    extra = sorted(set(saved) - set(expected))
-    shapes = [f"{k}: the net has {expected[k]}, the file {saved[k]}"
-              for k in expected if k in saved and 0 not in expected[k]
-              and tuple(expected[k]) != tuple(saved[k])]
-    parts = []
-    if shapes:
-        parts.append(f"{len(shapes)} shape(s) differ, first {shapes[0]}")
-    if missing:
-        parts.append(f"{len(missing)} parameter(s) missing from the file, first {missing[0]}")
-    if extra:
-        parts.append(f"{len(extra)} parameter(s) in the file the net lacks, first {extra[0]}")
-    return "; ".join(parts) or None
-
-
-def load_trained(params: str, depth: Optional[int] = None, num_classes: Optional[int] = None,
-                 small_input: Optional[bool] = None, resize: Optional[int] = None,
-                 ctx: Union[mx.Context, Sequence[mx.Context], None] = None,
-                 log: Optional[Callable[[str], None]] = None, dtype: str = "float32"
-                 ) -> Tuple[gluon.HybridBlock, ModelInfo]:
-    """Build the net a ``save_parameters`` file was trained as, and load it.
-
-    Settings come from the run's ``config.json`` (see :func:`find_run_config`);
-    the arguments, when given, override them; without either the book's
-    ResNet-18 at 96x96 with 10 classes is assumed.
-
-    Parameters
-    ----------
-    params : str
-        ``RUN_DIR/model.params`` or a checkpoint's ``net.params``.
-    depth, num_classes, small_input, resize : optional
-        Override the run's settings.
-    ctx : Context or list of Context, optional
-        Where to load the weights (default ``cpu``).
-    log : callable, optional
-        Receives the warning given when there is no ``config.json`` and
-        settings are assumed (default: :func:`warnings.warn`).
-    dtype : {'float32', 'bfloat16'}, default 'float32'
-        For bfloat16, the net returned computes in bf16 over the float32 weights
-        loaded (:func:`resnet_gluon.precision.mixed_precision`).
-
-    Returns
-    -------
-    (ResNet, ModelInfo)
-        (a ``SymbolBlock`` sharing the ResNet's weights, for bfloat16)
-
-    Raises
-    ------
-    FileNotFoundError
-        No such params file.
-    ValueError
-        The file does not fit the architecture: the message names the first
-        differing parameter and how to fix the options.
-    """
-    check_dtype(dtype)  # before any work
-    if not os.path.isfile(params):
-        raise FileNotFoundError(f"{params}: no such params file.")
-    given = {k: v for k, v in dict(depth=depth, num_classes=num_classes,
-                                   small_input=small_input, resize=resize).items()
-             if v is not None}
-    config = find_run_config(params)
-    if config:
-        info = ModelInfo.read(config, given)
-    else:
-        info = ModelInfo.from_dict(given)
-        assumed = [k for k in ARCHITECTURE if k not in given]
-        if assumed:
-            _warn(log, f"no config.json beside {params} (nor two levels up, for a "
-                       f"checkpoint), so its net is assumed to be "
-                       + ", ".join(f"{k} {getattr(info, k)}" for k in assumed)
-                       + ". If it was trained otherwise, pass --depth, --classes, "
-                         "--small-input and --resize.")
-    net = build_resnet(info.depth, info.num_classes, small_input=info.small_input,
-                       in_channels=1)
-    try:
-        problem = _mismatch(net, params)
-    except mx.base.MXNetError as err:
-        raise ValueError(f"{params} is not a params file MXNet can read ({mxnet_reason(err)}): "
-                         f"it is empty, truncated or another kind of file. Use the "
-                         f"model.params a run wrote.") from None
-    if problem:
-        small = " (small input)" if info.small_input else ""
-        raise ValueError(
-            f"{params} does not fit ResNet-{info.depth}{small}"
-            f" with {info.num_classes} classes{f' (settings from {config})' if config else ''}: "
-            f"{problem}. Pass the --depth / --classes / --small-input the weights were "
-            f"trained with.")
-    net.load_parameters(params, ctx=ctx or mx.cpu())
-    return mixed_precision(net, dtype), info

@@ -13,10 +13,11 @@ from seeds, so a run killed at any moment and resumed with the same
 
 The parts, as d2l's ``train_epoch_ch3``/``train_ch3`` and torchvision's
 ``train_one_epoch`` split them: :func:`train_step` (one batch),
-:func:`train_one_epoch` (one pass over the data), :func:`fit` (the run:
-set-up, resume, evaluation, checkpoints), :func:`lr_at` (the schedule).
+:func:`train_one_epoch` (one pass over the data), :func:`fit` (the run: its
+loop over epochs, with the set-up, resume and checkpoints in named helpers),
+:func:`lr_at` (the schedule).  Several devices and the parameter server are
+:mod:`resnet_gluon.distributed`'s.
 """
-import atexit
 import contextlib
 import dataclasses
 import math
@@ -30,19 +31,19 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 
 from ._checks import first_uninitialized
-from ._watchdog import ProgressWatchdog
 from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_checkpoints,
                          latest_valid_checkpoint, save_checkpoint)
-# TrainConfig and evaluate are also importable from here, as in 0.1 and the README.
+# TrainConfig and evaluate are also importable from here, as in 0.1.
 from .config import TrainConfig, parse_ctx
+from .distributed import AuxSync, make_kvstore, settle, touch, touching, watchdog
 from .ema import WeightAverage
 from .evaluate import evaluate
 from .precision import mixed_precision
 from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
                   write_config, write_metrics)
 
-__all__ = ["fit", "train_one_epoch", "train_step", "lr_at", "loss_function", "make_kvstore",
-           "format_line", "TrainingDiverged"]
+__all__ = ["fit", "train_one_epoch", "train_step", "lr_at", "loss_function", "format_line",
+           "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -86,53 +87,13 @@ def loss_function(config: TrainConfig) -> Callable[[nd.NDArray, nd.NDArray], nd.
     """Softmax cross-entropy of ``(scores, labels)``, with the config's label smoothing."""
     if config.label_smoothing:
         loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
-        k, eps = config.num_classes, config.label_smoothing
+        k, eps = config.model.num_classes, config.label_smoothing
 
         def smoothed(y_hat, y):
             target = nd.one_hot(y, k) * (1 - eps) + eps / k
             return loss(y_hat, target)
         return smoothed
     return gluon.loss.SoftmaxCrossEntropyLoss()
-
-
-def make_kvstore(kvstore: Union[str, "mx.kvstore.KVStore"]) -> Tuple[Any, int, int]:
-    """``(store, rank, num_workers)`` for a ``kvstore`` name or object.
-
-    Only a distributed store is created here (its rank decides who writes and
-    which shard of the data a worker reads); a local one stays a name for the
-    Trainer, which skips it for a single device.
-    """
-    if isinstance(kvstore, str) and kvstore.startswith("dist"):
-        if "DMLC_ROLE" not in os.environ:  # else MXNet fails with a "Check notnull" trace
-            raise ValueError(
-                f"kvstore {kvstore} trains over MXNet's parameter server, which this process "
-                f"is not part of (no DMLC_* variables). Start the job with: python -m "
-                f"resnet_gluon launch -n WORKERS -- train ... (see the README for hosts).")
-        watchdog = _watchdog_of_this_process()
-        watchdog.arm()  # joining the job waits for every peer
-        kvstore = mx.kv.create(kvstore)
-        watchdog.disarm()
-    return kvstore, getattr(kvstore, "rank", 0), getattr(kvstore, "num_workers", 1)
-
-
-#: This process's guard against a parameter-server job whose peers are gone.
-_watchdog: Optional[ProgressWatchdog] = None
-
-
-def _watchdog_of_this_process() -> ProgressWatchdog:
-    global _watchdog
-    if _watchdog is None:
-        _watchdog = ProgressWatchdog()
-        _watchdog.start()
-        # MXNet's exit waits on a barrier of all workers: bound that wait too (atexit
-        # runs the handlers registered last first, so this one before MXNet's).
-        atexit.register(_watchdog.arm)
-    return _watchdog
-
-
-def _touch() -> None:
-    if _watchdog is not None:
-        _watchdog.touch()
 
 
 def format_line(record: Dict[str, Any]) -> str:
@@ -236,54 +197,6 @@ def train_one_epoch(net: gluon.Block, trainer: gluon.Trainer, data: Iterable,
 
 
 # --------------------------------------------------------------------------- fit's helpers
-
-def _settle() -> None:
-    """Wait for every queued operation before reading parameters.
-
-    A hybridized net with static memory updates BatchNorm's running statistics
-    without telling MXNet's dependency engine (MXNet 1.9): a read right after
-    the step can see the old values.  Waiting for all work first makes every
-    checkpoint, sync and evaluation read what the steps wrote.
-    """
-    mx.nd.waitall()
-
-
-_AUX_KEY = 1 << 20  # kvstore keys of BatchNorm statistics, clear of the Trainer's 0..n-1
-
-
-class _AuxSync:
-    """Average BatchNorm's running statistics over devices and workers.
-
-    Each device (and each worker) normalises its own share of the batch and so
-    updates its own running statistics; without this, the copy saved would be
-    device 0's alone and the devices would disagree at test time.
-    """
-
-    def __init__(self, params, ctxs, kv):
-        self.aux = [p for p in params.values() if p.grad_req == "null"]
-        # Only a store of several workers takes part; a local one is the Trainer's.
-        self.kv = kv if getattr(kv, "num_workers", 1) > 1 else None
-        self.ctxs, self._ready = ctxs, False
-        self.active = len(ctxs) > 1 or self.kv is not None
-
-    def __call__(self) -> None:
-        _settle()
-        if not self.active:
-            return
-        dist = self.kv is not None
-        if dist and not self._ready:
-            for i, p in enumerate(self.aux):
-                self.kv.init(_AUX_KEY + i, nd.zeros(p.shape, ctx=self.ctxs[0]))
-            self._ready = True
-        for i, p in enumerate(self.aux):
-            copies = [d.as_in_context(self.ctxs[0]) for d in p.list_data()]
-            mean = nd.add_n(*copies) / len(copies)
-            if dist:
-                self.kv.pushpull(_AUX_KEY + i, mean, out=mean)
-                mean /= self.kv.num_workers
-            for arr in p.list_data():  # in place: set_data would reset a dist store
-                mean.copyto(arr)
-
 
 @dataclasses.dataclass
 class _Position:
@@ -405,6 +318,48 @@ def _progress_bar(show: bool, steps: int, config: TrainConfig, done: int):
                 mininterval=1.0, desc="train")
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the loop works with, once set up: the block that computes (the net, or a bf16
+    view of it), the trainer, the loss, the weight average, the checkpointer and where the
+    loop stands."""
+
+    runner: gluon.Block
+    trainer: gluon.Trainer
+    loss_fn: Callable
+    ema: Optional[WeightAverage]
+    save: "_Checkpointer"
+    at: _Position
+
+
+def _set_up(net: gluon.Block, config: TrainConfig, ctxs: List[mx.Context], kv: Any,
+            dist: bool, run_dir: Optional[str], writer: bool, resume: bool, hybridize: bool,
+            log: Callable[[str], None], extra_config: Optional[Dict[str, Any]]) -> _Run:
+    """Resume point, net (seeded, loaded or initialised, in ``config.dtype``: the one
+    place the precision is applied), trainer, config.json, weight average and position:
+    everything the loop needs.  Only the ``writer`` (rank 0) writes to ``run_dir``."""
+    found = _resume_point(run_dir, config, log) if resume else None
+    runner = _prepare_net(net, ctxs, config.seed, found and found[0], hybridize, config.dtype)
+    trainer = _make_trainer(net, config, kv, dist)
+    if writer:
+        write_config(run_dir, config, extra_config)
+    threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
+    ema = WeightAverage(net, config.ema) if config.ema else None
+    at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
+    save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
+                         AuxSync(net.collect_params(), ctxs, kv), config, threads, at.history,
+                         ema)
+    return _Run(runner, trainer, loss_function(config), ema, save, at)
+
+
+def _check_fit_args(train_data: Iterable, run_dir: Optional[str], resume: bool) -> None:
+    if resume and run_dir is None:
+        raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
+    if len(train_data) == 0:
+        raise ValueError("train_data has no batches: nothing to train on. Check the data "
+                         "(and --limit-train).")
+
+
 # --------------------------------------------------------------------------- fit
 
 def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
@@ -412,8 +367,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         kvstore: Union[str, "mx.kvstore.KVStore"] = "device", run_dir: Optional[str] = None,
         resume: bool = False, progress: bool = True, hybridize: bool = True,
         log: Callable[[str], None] = print, extra_config: Optional[Dict[str, Any]] = None,
-        dtype: Optional[str] = None, val_data: Optional[Iterable] = None
-        ) -> List[Dict[str, Any]]:
+        val_data: Optional[Iterable] = None) -> List[Dict[str, Any]]:
     """Train ``net`` as ``d2lzh.train_ch5`` does, with checkpoints, resume and several devices.
 
     Parameters
@@ -427,6 +381,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         The recipe (the book's by default).  With ``config.ema`` the epochs'
         accuracies and the saved model are those of the weight average
         (:class:`resnet_gluon.ema.WeightAverage`); the net is left holding it.
+        ``config.dtype`` 'bfloat16' trains float32 master weights through a bf16
+        graph; checkpoints and the saved model stay float32.
     ctx : str or list of Context, optional
         Devices; each batch is split across them and the gradients summed.
     kvstore : str or KVStore, default 'device'
@@ -444,10 +400,6 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         Receives each epoch's line and any warnings.
     extra_config : dict, optional
         Written into ``config.json`` beside the recipe (CLI settings).
-    dtype : {'float32', 'bfloat16'}, optional
-        The compute type, in place of ``config.dtype``.  bfloat16 trains float32
-        master weights through a bf16 graph; checkpoints and the saved model
-        stay float32.
     val_data : iterable of (NDArray, NDArray), optional
         Held-out training examples (see :func:`resnet_gluon.data.load_splits`),
         evaluated each epoch as ``val_acc``: the figure to choose a recipe by.
@@ -466,48 +418,31 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         ``resume`` with a run directory whose checkpoints are all unusable, or
         whose config differs from this one.
     """
-    config = config or TrainConfig()
-    if dtype is not None:
-        config = dataclasses.replace(config, dtype=dtype)  # checked as every field is
-    ctxs = parse_ctx(ctx)
+    config, ctxs = config or TrainConfig(), parse_ctx(ctx)
     kv, rank, num_workers = make_kvstore(kvstore)
+    _check_fit_args(train_data, run_dir, resume)
     dist, writer = num_workers > 1, run_dir is not None and rank == 0
-    if resume and run_dir is None:
-        raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
-    if len(train_data) == 0:
-        raise ValueError("train_data has no batches: nothing to train on. Check the data "
-                         "(and --limit-train).")
     # The run directory is this process's until fit returns (see RunLock).
     with claim_run_dir(run_dir, resume) if writer else contextlib.nullcontext():
-        found = _resume_point(run_dir, config, log) if resume else None
-        runner = _prepare_net(net, ctxs, config.seed, found and found[0], hybridize,
-                              config.dtype)
-        trainer = _make_trainer(net, config, kv, dist)
-        if writer:
-            write_config(run_dir, config, extra_config)
-        threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
-        ema = WeightAverage(net, config.ema) if config.ema else None
-        at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
-        history, steps, loss_fn = at.history, len(train_data), loss_function(config)
-        save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
-                             _AuxSync(net.collect_params(), ctxs, kv), config, threads, history,
-                             ema)
+        run = _set_up(net, config, ctxs, kv, dist, run_dir, writer, resume, hybridize, log,
+                      extra_config)
+        history, steps, at = run.at.history, len(train_data), run.at
         bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
-        guard = _watchdog_of_this_process() if dist else _NoBar()  # waits on peers: bounded
+        guard = watchdog() if dist else _NoBar()  # waits on peers: bounded
         guard.arm()
         try:
             for epoch in range(at.epoch, config.epochs):
-                first = epoch == at.epoch
-                sums = train_one_epoch(runner, trainer, train_data, loss_fn, ctxs, config, epoch,
-                                       at.sums if first else None, at.step if first else 0,
-                                       num_workers, _on_step(bar, save, config, epoch, steps))
-                save.sync()
-                history.append(_epoch_record(runner, test_data, ctxs, config, epoch, steps, sums,
-                                             val_data, ema))
-                bar.clear()
-                log(format_line(history[-1]))
-                bar.refresh()
-                save(epoch + 1, 0, _new_sums())
+                first = epoch == at.epoch  # a resumed epoch goes on from its checkpoint
+                # Each step: the update, the weight average, a checkpoint every N steps.
+                sums = train_one_epoch(
+                    run.runner, run.trainer, train_data, run.loss_fn, ctxs, config, epoch,
+                    sums=at.sums if first else None, start=at.step if first else 0,
+                    num_workers=num_workers, on_step=_after_step(bar, run, config, epoch, steps))
+                run.save.sync()
+                history.append(_epoch_record(run.runner, test_data, ctxs, config, epoch, steps,
+                                             sums, val_data, run.ema))
+                _show(bar, log, format_line(history[-1]))
+                run.save(epoch + 1, 0, _new_sums())
                 if writer:
                     write_metrics(run_dir, history)
         except TrainingDiverged as err:
@@ -516,10 +451,7 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         finally:
             bar.close()
             guard.disarm()
-        _settle()
-        if ema is not None:
-            ema.apply()  # what the epochs evaluated is what is saved and returned
-        _save_final(net, run_dir, rank, history)
+        _finish(net, run.ema, run_dir, rank, history)
         return history
 
 
@@ -535,7 +467,7 @@ class _Checkpointer:
     """
 
     def __init__(self, run_dir: Optional[str], net: gluon.Block,
-                 trainer: Optional[gluon.Trainer], sync: "_AuxSync", config: TrainConfig,
+                 trainer: Optional[gluon.Trainer], sync: AuxSync, config: TrainConfig,
                  threads: Optional[str], history: List[Dict[str, Any]],
                  ema: Optional[WeightAverage]):
         self.run_dir, self.net, self.trainer, self.sync = run_dir, net, trainer, sync
@@ -553,24 +485,25 @@ class _Checkpointer:
                             keep=self.config.keep_checkpoints, extra_files=extra)
 
 
-def _on_step(bar, save: _Checkpointer, config: TrainConfig, epoch: int, steps: int):
-    """After each step: move the bar, and checkpoint every ``checkpoint_every`` steps."""
+def _after_step(bar, run: _Run, config: TrainConfig, epoch: int, steps: int):
+    """After each step: move the bar, update the weight average, and checkpoint every
+    ``checkpoint_every`` steps."""
     def on_step(done: int, sums: Dict[str, Any], lr: float) -> None:
-        _touch()
+        touch()
         bar.update(1)
         bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.4f}", lr=f"{lr:.3g}", refresh=False)
-        if save.ema is not None:
-            save.ema.update()
+        if run.ema is not None:
+            run.ema.update()
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < steps:
-            save(epoch, done, sums)
+            run.save(epoch, done, sums)
     return on_step
 
 
-def _touching(data: Iterable) -> Iterable:
-    """``data``, telling the watchdog at each batch that the job is alive."""
-    for batch in data:
-        _touch()
-        yield batch
+def _show(bar, log: Callable[[str], None], line: str) -> None:
+    """The epoch's line, above the bar."""
+    bar.clear()
+    log(line)
+    bar.refresh()
 
 
 def _averaged(ema: Optional[WeightAverage]):
@@ -586,24 +519,27 @@ def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
     (of the weight average, with one; then also the raw weights' validation accuracy),
     time, last lr."""
     tic = time.time() - sums["time"]
+    classes = config.model.num_classes
     record = {"epoch": epoch + 1, "loss": sums["loss"] / sums["n"],
               "train_acc": sums["acc"] / sums["n"]}
     if val_data is not None and ema is not None:
         # What the average gives over the raw weights, measured where choices are made.
-        record["val_acc_raw"] = evaluate(net, _touching(val_data), ctxs,
-                                         config.num_classes).accuracy
+        record["val_acc_raw"] = evaluate(net, touching(val_data), ctxs, classes).accuracy
     with _averaged(ema):
         if val_data is not None:
-            record["val_acc"] = evaluate(net, _touching(val_data), ctxs,
-                                         config.num_classes).accuracy
-        record["test_acc"] = evaluate(net, _touching(test_data), ctxs,
-                                      config.num_classes).accuracy
+            record["val_acc"] = evaluate(net, touching(val_data), ctxs, classes).accuracy
+        record["test_acc"] = evaluate(net, touching(test_data), ctxs, classes).accuracy
     record.update(time=time.time() - tic, lr=lr_at(config, epoch, steps - 1, steps))
     return record
 
 
-def _save_final(net: gluon.Block, run_dir: Optional[str], rank: int,
-                history: List[Dict[str, Any]]) -> None:
+def _finish(net: gluon.Block, ema: Optional[WeightAverage], run_dir: Optional[str], rank: int,
+            history: List[Dict[str, Any]]) -> None:
+    """After the last epoch: the weight average into the net (what the epochs evaluated is
+    what is saved and returned), and the final files."""
+    settle()
+    if ema is not None:
+        ema.apply()
     if run_dir is None:
         return
     if rank == 0:

@@ -1,6 +1,8 @@
 """What several test files expect, written once: the notebook's output, quick-run options, helpers."""
+import copy
 import os
 import re
+import time
 
 import mxnet as mx
 import numpy as np
@@ -95,3 +97,42 @@ class StopAt:
             if epoch * len(self.data) + i == self.at:
                 raise KeyboardInterrupt
             yield batch
+
+
+# --------------------------------------------------------------------------- the example notebooks
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def execute_notebook(name, timeout=600):
+    """``examples/NAME`` run in a fresh Jupyter kernel at 2 threads, as a reader would run it.
+
+    Returns ``(committed, executed, seconds)``; raises CellExecutionError, with the cell
+    and its traceback, if any cell fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    committed = nbformat.read(os.path.join(EXAMPLES, name), as_version=4)
+    nb = copy.deepcopy(committed)
+    tic = time.time()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": EXAMPLES}}).execute(env=CHILD_ENV)
+    return committed, nb, time.time() - tic
+
+
+def notebook_cell(nb, needle):
+    """The first code cell whose source contains ``needle``."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert cells, f"no code cell contains {needle!r}"
+    return cells[0]
+
+
+def assert_outputs_current(name, committed, executed, comparable):
+    """Every code cell's ``comparable(cell)`` is the same in the committed notebook as in a
+    fresh run; else the message says which cell is stale and how to refresh it."""
+    refresh = f"jupyter nbconvert --to notebook --execute --inplace examples/{name}"
+    for i, (old, new) in enumerate(zip(committed.cells, executed.cells)):
+        if new.cell_type == "code":
+            assert comparable(old) == comparable(new), (
+                f"examples/{name}: the committed output of cell {i} is stale; run: {refresh}")

@@ -2,6 +2,8 @@
 import json
 import os
 
+import pytest
+
 import throughput  # benchmarks/, on the path through conftest.py
 
 BENCHMARKS = os.path.dirname(os.path.abspath(throughput.__file__))
@@ -29,6 +31,7 @@ def test_table_gives_ratios_to_torch_and_shares_of_the_peak():
                        "real epoch at 96x96, batch 128: 95.0% of the pure step (>= 90%)"]
 
 
+@pytest.mark.slow
 def test_quick_run_prints_the_table_and_writes_json(cli, tmp_path):
     result = cli.python(os.path.join(BENCHMARKS, "throughput.py"), "--quick", "--only",
                         "resnet_gluon hybridized,resnet_gluon int8", "--out", str(tmp_path))

@@ -29,6 +29,7 @@ def _kill_when(proc, run, condition, limit=300):
     pytest.fail(f"run ended or stalled before the kill point: {proc.stderr.read()}")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
     run = tmp_path / "run"
     args = ["train", "--out", str(run), *QUICK]
@@ -50,6 +51,7 @@ def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
            [(m["epoch"], m["loss"], m["train_acc"], m["test_acc"]) for m in ref]
 
 
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(cli, tmp_path, reference_run):
     run2 = tmp_path / "run"
     proc = cli.popen("train", "--out", str(run2), *QUICK)
@@ -99,6 +101,7 @@ def test_resume_with_other_options_is_refused(cli, tmp_path, reference_run):
     assert "lr: run has 0.02, now 0.1" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_and_the_run_resumes_from_its_start(cli, tmp_path):
     # Interrupted in epoch 1, before any checkpoint: the run starts again from its beginning.
     run = tmp_path / "run"
@@ -134,6 +137,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_disk):
     run = small_disk / "run"
     result = cli("train", "--out", str(run), *TINY, "--epochs", "2")

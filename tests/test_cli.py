@@ -7,6 +7,7 @@ import pytest
 from common import CELL_8, PARAMS_LINE, TINY
 from resnet_gluon.cli import build_parser, main
 from resnet_gluon.config import TrainConfig
+from resnet_gluon.model import ResNetSpec
 
 
 @pytest.mark.parametrize("console", [False, True])
@@ -90,11 +91,12 @@ def _options(command):
 
 
 def test_train_offers_every_recipe_field_with_its_help_and_leaves_defaults_to_the_config():
-    # One place to add a knob: TrainConfig.  The class count is the data's.
+    # One place to add a knob: TrainConfig, or its architecture record.  The class count
+    # and the input channels are the data's.
     options = _options("train")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "num_classes":
-            assert f.name not in options
+    assert "num_classes" not in options and "in_channels" not in options
+    for f in dataclasses.fields(ResNetSpec) + dataclasses.fields(TrainConfig)[1:]:
+        if f.name in ("num_classes", "in_channels"):
             continue
         action = options[f.name]
         assert action.help.startswith(f.metadata["help"])
@@ -125,6 +127,7 @@ def test_the_config_rejects_what_the_command_line_rejects():
             TrainConfig(**{field: value})
 
 
+@pytest.mark.slow
 def test_a_named_recipe_is_resolved_into_config_json_and_options_override_it(cli, tmp_path):
     run = tmp_path / "run"
     result = cli("train", "--recipe", "fast", "--epochs", "1", "--no-augment", "--dtype",

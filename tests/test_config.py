@@ -27,8 +27,8 @@ def test_the_defaults_are_the_books_recipe():
     (dict(checkpoint_every=-1), ValueError, "checkpoint_every must be a non-negative integer"),
 ])
 def test_bad_values_are_named_with_what_was_expected(values, error, message):
-    with pytest.raises(error, match=message):
-        TrainConfig(**values)
+    with pytest.raises(error, match=message):  # flat values, as config.json holds them
+        TrainConfig.from_dict(values)
 
 
 def test_none_is_allowed_only_where_it_means_no_limit():

@@ -151,6 +151,7 @@ def test_resize_is_the_books_resize_then_to_tensor():
     assert np.mean(ours == expected) > 0.9  # 94% of pixels are equal, the rest one level off
 
 
+@pytest.mark.slow
 def test_the_validation_split_is_held_out_of_training_and_fixed_by_the_seed():
     images, labels = load_fashion_mnist("train")
     train_x, train_y, val_x, val_y = split_validation(images, labels, 5000, seed=0)

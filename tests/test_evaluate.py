@@ -9,7 +9,7 @@ from mxnet import nd
 from resnet_gluon import build_resnet
 from resnet_gluon.data import BatchIter, load_fashion_mnist, split_validation
 from resnet_gluon.evaluate import evaluate, predict_tta, tta_views
-from resnet_gluon.run import load_trained
+from resnet_gluon.trained import load_trained
 
 
 def test_evaluate_reports_per_class_accuracy_and_confusion():
@@ -101,6 +101,7 @@ def test_test_time_augmentation_is_the_mean_prediction_over_the_moved_and_mirror
     np.testing.assert_array_equal(result.predictions, expected.argmax(axis=1))
 
 
+@pytest.mark.slow
 def test_evaluate_cli_on_a_runs_validation_split(cli, reference_run):
     # What a run with --val-split 300 --seed 4 held out: chosen on, never the test set.
     params = str(reference_run / "model.params")

@@ -2,6 +2,8 @@
 import os
 import re
 
+import pytest
+
 from common import CELL_8
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -20,6 +22,7 @@ def test_notebook_shapes_prints_the_notebooks_output(cli):
         "(4, 3, 6, 6)\n(4, 6, 3, 3)\n" + cell_8 + "parameters: 11,186,186 (11,178,378 trainable)\n")
 
 
+@pytest.mark.slow
 def test_book_chapter_trains_with_d2lzh(cli):
     out = _run(cli, "book_chapter.py", "--limit-train", "512", "--limit-test", "256",
                "--epochs", "1", "--resize", "28", "--batch-size", "64")

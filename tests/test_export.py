@@ -11,7 +11,7 @@ from PIL import Image
 
 from resnet_gluon.data import resize_batch
 from resnet_gluon.export import export_symbol, load_symbol, onnx_max_abs_diff
-from resnet_gluon.run import ModelInfo, load_trained
+from resnet_gluon.trained import ModelInfo, load_trained
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
@@ -27,6 +27,7 @@ def _predict_index(net, image, resize=96):
     return int(net(resize_batch(image[None], resize)).argmax(axis=1).asscalar())
 
 
+@pytest.mark.slow
 def test_symbol_export_loads_in_plain_mxnet_and_gives_the_same_outputs(cli, trained_run, tmp_path, test_images):
     result = cli("export", "--params", str(trained_run / "model.params"), "--format", "symbol",
                   "--out", str(tmp_path / "model"))
@@ -42,6 +43,7 @@ def test_symbol_export_loads_in_plain_mxnet_and_gives_the_same_outputs(cli, trai
     assert info["resize"] == 96 and info["classes"][0] == "t-shirt"
 
 
+@pytest.mark.slow
 def test_onnx_export_is_checked_in_onnxruntime(cli, trained_run, tmp_path, test_images):
     result = cli("export", "--params", str(trained_run / "model.params"), "--format", "onnx",
                   "--out", str(tmp_path / "model"))
@@ -59,6 +61,7 @@ def test_onnx_export_is_checked_in_onnxruntime(cli, trained_run, tmp_path, test_
     assert meta["resize"] == 96 and meta["classes"][9] == "ankle boot"
 
 
+@pytest.mark.slow
 def test_the_readmes_deploy_code_runs_as_written(cli, trained_run, tmp_path, test_images):
     images, labels = test_images
     assert labels[0] == 9

@@ -22,6 +22,8 @@ TINY = ["--limit-train", "512", "--limit-test", "128", "--resize", "28", "--batc
 PORT = "9091"
 
 
+pytestmark = pytest.mark.slow  # network namespaces and a parameter-server job per test
+
 def _ip(*args, ns=None):
     prefix = ["ip", "netns", "exec", ns] if ns else []
     subprocess.run(prefix + ["ip", *args], check=True, capture_output=True, text=True)
@@ -72,7 +74,7 @@ def _start(host, role, scheduler, argv, extra_env=None):
 
 
 def _job(hosts, run, epochs, job_timeout, extra_env=None):
-    """The README's multi-host form: scheduler, server, two workers, each on its own host."""
+    """docs/training.md's multi-host form: scheduler, server, two workers, each on its own host."""
     scheduler, serve = hosts[0][1], ["-c", "import resnet_gluon"]
     bound = dict(extra_env or {}, RESNET_GLUON_JOB_TIMEOUT=str(job_timeout))
     procs = {"scheduler": _start(hosts[0], "scheduler", scheduler, serve, bound),

@@ -70,6 +70,7 @@ def test_block_weights_map_one_to_one_from_d2lzh_residual(use_1x1conv, strides):
         np.testing.assert_array_equal(ours_g, book_g)
 
 
+@pytest.mark.slow
 def test_d2lzh_train_ch5_trains_our_net_on_real_fashion_mnist(capsys):
     # A short epoch: the first 4,096 real training images at the native 28x28
     # (the book resizes to 96; 28 keeps the test to seconds), the book's lr 0.05.

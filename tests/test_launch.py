@@ -44,6 +44,7 @@ def _seconds_to_end(proc):
     return time.time() - started
 
 
+@pytest.mark.slow
 def test_dist_sync_over_loopback(cli, tmp_path):
     run = tmp_path / "run"
     result = cli("launch", "-n", "2", "-s", "1", "--timeout", "240", "--", "train", "--out",
@@ -56,6 +57,7 @@ def test_dist_sync_over_loopback(cli, tmp_path):
     assert not [pid for pid in pids if alive(pid)]
 
 
+@pytest.mark.slow
 def test_a_dead_worker_stops_the_others(cli, tmp_path):
     proc, pids, (_, worker1) = _long_job(cli, tmp_path)
     time.sleep(8)  # training under way
@@ -66,6 +68,7 @@ def test_a_dead_worker_stops_the_others(cli, tmp_path):
     assert not [pid for pid in pids if alive(pid)]
 
 
+@pytest.mark.slow
 def test_a_worker_that_fails_stops_the_job_within_seconds(cli, tmp_path):
     # Worker 0 refuses a run directory that already holds a run; worker 1 would
     # wait for it in MXNet's shutdown and barrier until --timeout without the fix.
@@ -82,6 +85,7 @@ def test_a_worker_that_fails_stops_the_job_within_seconds(cli, tmp_path):
     assert len(pids) == 4 and not [pid for pid in pids if alive(pid)]
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_process(cli, tmp_path):
     proc, pids, _ = _long_job(cli, tmp_path)
     time.sleep(5)

@@ -1,19 +1,13 @@
 """examples/resnet_chapter.ipynb runs in a real Jupyter kernel, and its committed outputs are current."""
-import copy
-import os
 import re
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from common import CHILD_ENV, TEN_SHAPES
+from common import TEN_SHAPES, assert_outputs_current, execute_notebook
+from common import notebook_cell as _cell
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
-NOTEBOOK = os.path.join(EXAMPLES, "resnet_chapter.ipynb")
-REFRESH = "jupyter nbconvert --to notebook --execute --inplace examples/resnet_chapter.ipynb"
-
-
+pytestmark = pytest.mark.slow  # a Jupyter kernel and a minute of training
+NOTEBOOK = "resnet_chapter.ipynb"
 
 def _text(output):
     if output["output_type"] == "stream":
@@ -42,18 +36,8 @@ def _comparable(cell):
 
 @pytest.fixture(scope="module")
 def executed():
-    committed = nbformat.read(NOTEBOOK, as_version=4)
-    nb = copy.deepcopy(committed)
-    # Raises CellExecutionError, with the cell and its traceback, if any cell fails.
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": EXAMPLES}}).execute(env=CHILD_ENV)
+    committed, nb, _ = execute_notebook(NOTEBOOK, timeout=600)
     return committed, nb
-
-
-def _cell(nb, needle):
-    cells = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
-    assert cells, f"no code cell contains {needle!r}"
-    return cells[0]
 
 
 def test_the_shape_cell_shows_the_notebooks_ten_shapes_as_a_table(executed):
@@ -87,10 +71,4 @@ def test_the_training_cell_learns_well_above_chance(executed):
 
 
 def test_committed_outputs_are_current(executed):
-    committed, nb = executed
-    for i, (old, new) in enumerate(zip(committed.cells, nb.cells)):
-        if new.cell_type != "code":
-            continue
-        assert _comparable(old) == _comparable(new), (
-            f"examples/resnet_chapter.ipynb: the committed output of cell {i} is stale; "
-            f"run: {REFRESH}")
+    assert_outputs_current(NOTEBOOK, *executed, _comparable)

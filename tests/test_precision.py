@@ -14,7 +14,7 @@ from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import load_data_fashion_mnist, resize_batch
 from resnet_gluon.export import export_symbol, load_symbol
 from resnet_gluon.precision import mixed_precision
-from resnet_gluon.run import load_trained
+from resnet_gluon.trained import load_trained
 from resnet_gluon.train import fit
 
 HAS_AMX_BF16 = "amx_bf16" in cpu.cpu_flags() and cpu.amx_status().enabled
@@ -52,16 +52,17 @@ def test_the_bf16_block_shares_the_nets_float32_parameters():
     assert np.abs((after - before).asnumpy()).max() > 0  # the update reached the net
 
 
+@pytest.mark.slow
 def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(tmp_path):
     config = TrainConfig(batch_size=64, epochs=2, resize=28, limit_train=512, limit_test=64,
-                         momentum=0.9, lr=0.02, checkpoint_every=3)
+                         momentum=0.9, lr=0.02, checkpoint_every=3, dtype="bfloat16")
     data = lambda: load_data_fashion_mnist(64, resize=28, limit_train=512, limit_test=64)
 
     def run(name, stop_at=None, resume=False):
         train, test = data()
         return fit(build_resnet(18, in_channels=1), StopAt(train, stop_at) if stop_at else train,
                    test, config, run_dir=str(tmp_path / name), resume=resume, progress=False,
-                   log=lambda line: None, dtype="bfloat16")
+                   log=lambda line: None)
 
     whole = run("whole")
     assert whole[1]["loss"] < whole[0]["loss"] and whole[1]["train_acc"] > 0.5
@@ -114,6 +115,7 @@ def test_bad_dtypes_and_blocks_are_named():
         mixed_precision(gluon.nn.Sequential())
 
 
+@pytest.mark.slow
 def test_the_commands_take_dtype(cli, trained_run, tmp_path):
     params = str(trained_run / "model.params")
     result = cli("evaluate", "--params", params, "--dtype", "bfloat16", "--limit-test", "512")

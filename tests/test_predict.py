@@ -11,7 +11,7 @@ from resnet_gluon.data import BatchIter
 from resnet_gluon.evaluate import evaluate
 from resnet_gluon.export import export_symbol
 from resnet_gluon.predict import load_model, predict_files, read_image
-from resnet_gluon.run import load_trained
+from resnet_gluon.trained import load_trained
 
 
 def test_predict_on_png_files_agrees_with_evaluate(cli, trained_run, tmp_path, test_images):
@@ -75,6 +75,7 @@ def test_predict_names_bad_files_and_labels_the_rest(cli, trained_run, tmp_path,
         assert line.startswith("resnet-gluon predict: error: ") and name in line
 
 
+@pytest.mark.slow
 def test_predict_with_an_exported_symbol_model(cli, trained_run, tmp_path, test_images):
     images, _ = test_images
     Image.fromarray(images[5]).save(tmp_path / "x.png")

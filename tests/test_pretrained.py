@@ -61,6 +61,7 @@ def test_a_corrupt_or_missing_weights_file_is_named(tmp_path):
         load_pretrained(directory=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_predict_and_evaluate_use_the_shipped_weights_with_no_options(cli, tmp_path):
     result = cli("predict", EXAMPLE)
     assert result.returncode == 0, result.stderr
@@ -77,6 +78,7 @@ def test_predict_and_evaluate_use_the_shipped_weights_with_no_options(cli, tmp_p
     assert "--resize describes the net of --params; without --params the shipped" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_shipped_weights_export_and_the_export_predicts_the_same(cli, tmp_path):
     result = cli("export", "--out", str(tmp_path / "shipped"))
     assert result.returncode == 0, result.stderr
@@ -87,8 +89,13 @@ def test_the_shipped_weights_export_and_the_export_predicts_the_same(cli, tmp_pa
     assert [t["class"] for t in exported] == [t["class"] for t in shipped]
     np.testing.assert_allclose([t["probability"] for t in exported],
                                [t["probability"] for t in shipped], atol=1e-5)
+    # Every command loads an export as it loads a run (one loader).
+    evaluated = [cli("evaluate", *source, "--limit-test", "300").stdout.splitlines()[0]
+                 for source in (["--params", str(tmp_path / "shipped")], [])]
+    assert evaluated[0] == evaluated[1] and evaluated[0].startswith("test acc 0.")
 
 
+@pytest.mark.slow
 def test_a_wheel_carries_the_weights(cli, tmp_path):
     result = cli.python("-m", "pip", "wheel", "--no-deps", "-q",
                         "-w", str(tmp_path), ROOT, timeout=300)

@@ -9,7 +9,7 @@ import pytest
 from resnet_gluon.data import load_fashion_mnist, resize_batch
 from resnet_gluon.export import export_symbol
 from resnet_gluon.quantize import agreement, calibration_images, quantize
-from resnet_gluon.run import load_trained
+from resnet_gluon.trained import load_trained
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def test_calibration_uses_real_training_images():
         calibration_images(0)
 
 
+@pytest.mark.slow
 def test_the_whole_graph_runs_in_int8_and_agrees_with_fp32(nets, tmp_path):
     net, qnet, info = nets
     images, _ = load_fashion_mnist("test")
@@ -72,6 +73,7 @@ def test_bad_calibration_input(nets):
         quantize(net, mx.nd.zeros((2, 1, 96, 96)), calib_mode="minmax")
 
 
+@pytest.mark.slow
 def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_path):
     result = cli("evaluate", "--params", str(trained_run / "model.params"), "--int8",
                   "--calib-images", "64", "--limit-test", "300")

@@ -11,9 +11,12 @@ from common import LINE, SMALL, TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
-from resnet_gluon.run import ModelInfo, RunLock, load_trained
+from resnet_gluon.model import ResNetSpec
+from resnet_gluon.run import RunLock
+from resnet_gluon.trained import ModelInfo, load_trained
 
 
+@pytest.mark.slow
 def test_run_directory(cli, tmp_path):
     run = tmp_path / "run"
     result = cli("train", "--out", str(run), *SMALL[:-1], "--epochs", "2")  # with the bar
@@ -46,7 +49,8 @@ def test_a_new_run_does_not_overwrite_an_old_one(cli, reference_run):
 
 def test_load_trained_reads_the_runs_config(trained_run):
     net, info = load_trained(str(trained_run / "model.params"))
-    assert (info.depth, info.num_classes, info.small_input, info.resize) == (18, 10, False, 96)
+    assert (info.model.depth, info.model.num_classes, info.model.small_input, info.resize) == (
+        18, 10, False, 96)
     assert info.classes[9] == "ankle boot"
     ckpt = sorted((trained_run / "checkpoints").iterdir())[-1] / "net.params"
     assert load_trained(str(ckpt))[1].resize == 96  # a checkpoint finds the run two levels up
@@ -74,12 +78,19 @@ def test_params_that_do_not_fit_are_named(cli, trained_run, tmp_path):
 
 
 def test_model_info_is_the_configs_architecture_with_its_defaults():
-    fields = [f.name for f in dataclasses.fields(ModelInfo)]
-    assert tuple(fields[:-1]) == ARCHITECTURE and fields[-1] == "classes"
-    assert all(getattr(ModelInfo(), k) == getattr(TrainConfig(), k) for k in ARCHITECTURE)
-    info = ModelInfo.from_config(TrainConfig(depth=34, resize=28, small_input=True))
-    assert (info.depth, info.num_classes, info.small_input, info.resize) == (34, 10, True, 28)
+    # One architecture record: the config holds it, the info holds it, both write it flat.
+    assert [f.name for f in dataclasses.fields(ModelInfo)] == ["model", "resize", "classes"]
+    assert ModelInfo().model == TrainConfig().model == ResNetSpec()
+    assert all(ModelInfo().setting(k) == TrainConfig().to_dict()[k] for k in ARCHITECTURE)
+    config = TrainConfig.from_dict(dict(depth=34, resize=28, small_input=True))
+    assert config.model == ResNetSpec(depth=34, small_input=True)
+    info = ModelInfo.from_config(config)
+    assert (info.model.depth, info.model.num_classes, info.model.small_input, info.resize) == (
+        34, 10, True, 28)
     assert info.input_shape == (1, 1, 28, 28) and info.classes[0] == "t-shirt"
+    spec_keys = list(ResNetSpec().to_dict())
+    assert list(config.to_dict())[:4] == list(info.to_dict())[:4] == spec_keys == [
+        "depth", "num_classes", "small_input", "in_channels"]
 
 
 # --------------------------------------------------------------------------- the edges
@@ -94,6 +105,7 @@ def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
     assert os.listdir(run) == [".lock"]  # nothing written
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_leave_exactly_one_run(cli, tmp_path):
     run = tmp_path / "run"
     procs = [cli.popen("train", "--out", str(run), *TINY, "--epochs", "1", "--seed", seed)
@@ -125,6 +137,7 @@ def test_out_naming_a_file_is_refused(cli, tmp_path):
     assert (tmp_path / "f").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tmp_path):
     run = tmp_path / "run"
     result = cli("train", "--out", str(run), *TINY, "--lr", "1e8")  # NaN at step 2

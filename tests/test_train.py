@@ -16,10 +16,11 @@ from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import load_data_fashion_mnist, load_fashion_mnist, load_splits
 from resnet_gluon.ema import WeightAverage
 from resnet_gluon.evaluate import evaluate
-from resnet_gluon.run import load_trained
+from resnet_gluon.trained import load_trained
 from resnet_gluon.train import TrainingDiverged, fit, lr_at
 
 
+@pytest.mark.slow
 def test_loss_falls_and_accuracy_rises_within_a_few_hundred_steps():
     # 144 steps of 64 real images, the book's lr, plain SGD: 0.1 is chance.
     config = TrainConfig(lr=0.05, batch_size=64, epochs=3, resize=28,
@@ -35,6 +36,7 @@ def test_loss_falls_and_accuracy_rises_within_a_few_hundred_steps():
     assert history[-1]["train_acc"] > 0.75 and history[-1]["test_acc"] > 0.7
 
 
+@pytest.mark.slow
 def test_fit_takes_the_steps_train_ch5_takes_a_short_last_batch_included():
     # 300 images in batches of 256: the last batch has 44.  train_ch5 calls
     # trainer.step(256) for it too; fit must land on the very same weights.
@@ -81,6 +83,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "model.params").exists()
 
 
+@pytest.mark.slow
 def test_two_contexts_match_one_context():
     # BatchNorm normalises over each device's share of the batch (as in MXNet and
     # PyTorch's DataParallel); with two identical halves the shares' statistics are
@@ -125,6 +128,7 @@ def test_two_contexts_match_one_context():
     assert np.abs(one["1.running_mean"]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_two_contexts_train_and_agree_on_real_batches():
     train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=1024,
                                                     limit_test=256)
@@ -154,6 +158,7 @@ def test_fit_on_no_batches_says_so_and_writes_nothing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_validation_split_is_reported_each_epoch_beside_the_test_accuracy(tmp_path, cli):
     data = load_splits(64, resize=28, limit_train=256, limit_test=64, val_split=128)
     config = TrainConfig(batch_size=64, epochs=1, resize=28, limit_train=256, limit_test=64,
@@ -182,6 +187,7 @@ def test_a_validation_split_is_reported_each_epoch_beside_the_test_accuracy(tmp_
     assert "val_split must leave training examples: got 60000 of 60000" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path):
     # The average's arithmetic: d = min(decay, (1 + n) / (10 + n)) after the n-th update.
     net = build_resnet(18, in_channels=1)
