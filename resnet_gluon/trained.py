@@ -329,15 +329,9 @@ def _shipped_info(description: Dict[str, Any], directory: Optional[str]) -> Mode
 
 
 def pretrained_info(directory: Optional[str] = None) -> Dict[str, Any]:
-    """The shipped weights' JSON: architecture, ``resize``, ``classes``, ``sha256``, ``source``.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file is missing (a broken install): the message names it.
-    ValueError
-        It is not the JSON ``pack_pretrained`` writes.
-    """
+    """The shipped weights' JSON: architecture, ``resize``, ``classes``, ``sha256``, ``source``;
+    as :func:`resnet_gluon.weights.read_description` reads it, and also refused (ValueError)
+    when the model it describes is not a valid :class:`ModelInfo`."""
     description = weights.read_description(directory)
     _shipped_info(description, directory)
     return description

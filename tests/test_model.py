@@ -220,3 +220,41 @@ def test_copy_weights_reports_mismatch():
     d.initialize()
     with pytest.raises(ValueError, match="not initialised.*run one batch"):
         copy_weights(a, d)
+
+
+# --------------------------------------------------------------------------- the record
+
+def test_the_architecture_record_builds_the_net_it_describes(tmp_path):
+    from resnet_gluon.model import ResNetSpec
+
+    spec = ResNetSpec(depth=34, num_classes=5, small_input=True, in_channels=3)
+    assert spec.to_dict() == {"depth": 34, "num_classes": 5, "small_input": True,
+                              "in_channels": 3}
+    # A run's config.json holds the recipe too: other keys are ignored; a key a file
+    # predates (in_channels) takes its default.
+    assert ResNetSpec.from_dict({**spec.to_dict(), "lr": 0.1}) == spec
+    assert ResNetSpec.from_dict({"depth": 50}) == ResNetSpec(50, 10, False, 1)
+    net = spec.build()
+    net.initialize()
+    assert net(nd.zeros((2, 3, 32, 32))).shape == (2, 5)
+    assert count_parameters(net) == count_parameters(build_resnet(34, 5, True, 3)) and \
+        net[0].weight.shape == (64, 3, 3, 3)
+    net.save_parameters(str(tmp_path / "w.params"))
+    again = spec.build(str(tmp_path / "w.params"))
+    X = nd.random.uniform(shape=(2, 3, 32, 32))
+    np.testing.assert_array_equal(again(X).asnumpy(), net(X).asnumpy())
+
+
+@pytest.mark.parametrize("values, error, message", [
+    (dict(depth=19), ValueError, r"depth must be one of \[18, 34, 50, 101, 152\], got 19"),
+    (dict(num_classes=0), ValueError, "num_classes must be a positive integer, got 0"),
+    (dict(small_input="no"), TypeError, "small_input must be True or False"),
+    (dict(in_channels=-1), ValueError, "in_channels must be a non-negative integer"),
+])
+def test_the_record_refuses_what_the_factory_refuses(values, error, message):
+    from resnet_gluon.model import ResNetSpec
+
+    with pytest.raises(error, match=message):
+        ResNetSpec(**values)
+    with pytest.raises(error, match=message):  # from a file, the same words
+        ResNetSpec.from_dict(values)

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 
+import mxnet as mx
 import pytest
 
 from common import LINE, SMALL, TINY
@@ -91,6 +92,21 @@ def test_model_info_is_the_configs_architecture_with_its_defaults():
     spec_keys = list(ResNetSpec().to_dict())
     assert list(config.to_dict())[:4] == list(info.to_dict())[:4] == spec_keys == [
         "depth", "num_classes", "small_input", "in_channels"]
+
+
+def test_a_config_json_from_before_the_record_still_loads(tmp_path):
+    # Runs written before in_channels was recorded hold the old flat keys only.
+    old = {"depth": 18, "num_classes": 10, "small_input": True, "lr": 0.05, "batch_size": 64,
+           "epochs": 1, "resize": 28, "seed": 3, "recipe": "book", "ctx": "cpu:0"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    net = build_resnet(18, small_input=True, in_channels=1)
+    net.initialize()
+    net.save_parameters(str(tmp_path / "model.params"))
+    loaded, info = load_trained(str(tmp_path / "model.params"))
+    assert info.model == ResNetSpec(18, 10, True, 1) and info.resize == 28
+    assert loaded(mx.nd.zeros((1, 1, 28, 28))).shape == (1, 10)
+    config = TrainConfig.from_dict({k: v for k, v in old.items() if k not in ("recipe", "ctx")})
+    assert config.model.in_channels == 1 and config.seed == 3
 
 
 # --------------------------------------------------------------------------- the edges
