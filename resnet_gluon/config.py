@@ -162,7 +162,8 @@ class TrainConfig:
 #: cores (16 epochs of the 60,000 images in 52-54 minutes on a 2-core Sapphire Rapids
 #: Xeon, AMX on); its test-time augmentation was chosen on a 5,000-image validation
 #: split; see docs/accuracy.md.
-#: bfloat16 pays only where the CPU has AMX; elsewhere add ``--dtype float32``.
+#: bfloat16 is native where the CPU has AMX or AVX512-BF16 (``python -m resnet_gluon info``);
+#: elsewhere oneDNN emulates it, slower than float32: add ``--dtype float32`` there.
 RECIPES: Dict[str, Dict[str, Any]] = {
     "book": {},
     "fast": dict(resize=64, batch_size=128, lr=0.1, momentum=0.9, wd=5e-4,

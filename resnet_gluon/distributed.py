@@ -32,7 +32,8 @@ def make_kvstore(kvstore: Union[str, "mx.kvstore.KVStore"]) -> Tuple[Any, int, i
             raise ValueError(
                 f"kvstore {kvstore} trains over MXNet's parameter server, which this process "
                 f"is not part of (no DMLC_* variables). Start the job with: python -m "
-                f"resnet_gluon launch -n WORKERS -- train ... (docs/training.md for several hosts).")
+                f"resnet_gluon launch -n WORKERS -- train ... (several hosts: see "
+                f"docs/training.md).")
         guard = watchdog()
         guard.arm()  # joining the job waits for every peer
         kvstore = mx.kv.create(kvstore)

@@ -435,9 +435,10 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
                 first = epoch == at.epoch  # a resumed epoch goes on from its checkpoint
                 # Each step: the update, the weight average, a checkpoint every N steps.
                 sums = train_one_epoch(
-                    run.runner, run.trainer, train_data, run.loss_fn, ctxs, config, epoch,
+                    net=run.runner, trainer=run.trainer, data=train_data, loss_fn=run.loss_fn,
+                    ctxs=ctxs, config=config, epoch=epoch, num_workers=num_workers,
                     sums=at.sums if first else None, start=at.step if first else 0,
-                    num_workers=num_workers, on_step=_after_step(bar, run, config, epoch, steps))
+                    on_step=_after_step(bar, run, config, epoch, steps))
                 run.save.sync()
                 history.append(_epoch_record(run.runner, test_data, ctxs, config, epoch, steps,
                                              sums, val_data, run.ema))

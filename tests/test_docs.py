@@ -94,8 +94,10 @@ def _run(code, cwd):
 
 def test_the_readmes_model_code_runs_as_written(tmp_path):
     (block,) = [b for b in _python_blocks(PAGES[0]) if "notebook cell 3" in b]
-    result = _run(block + "\nnet50.initialize()\nprint(blk(nd.random.uniform(shape=(4, 3, 6, 6))).shape, "
-                          "net50(nd.zeros((1, 1, 28, 28))).shape)", tmp_path)
+    check = ("\nnet50.initialize()\n"
+             "print(blk(nd.random.uniform(shape=(4, 3, 6, 6))).shape, "
+             "net50(nd.zeros((1, 1, 28, 28))).shape)")
+    result = _run(block + check, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "hybridsequential3 output shape:\t (1, 512, 7, 7)" in result.stdout
     assert result.stdout.splitlines()[-1] == "(4, 6, 3, 3) (1, 10)"
