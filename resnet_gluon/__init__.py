@@ -9,7 +9,17 @@ __version__ = "0.1.0"
 
 import os as _os
 
+import sys as _sys
+
 from . import cpu as _cpu
+
+# Before MXNet is imported: a bad OMP_NUM_THREADS would end the process in C++.
+_problem = _cpu.thread_count_problem()
+if _problem:
+    if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith("resnet-gluon"):  # the command line
+        _sys.stderr.write(f"resnet-gluon: error: {_problem}\n")
+        raise SystemExit(2)
+    raise ValueError(_problem)
 
 # First of all, before oneDNN's first primitive: AMX for bf16/INT8 where it exists.
 _cpu.enable_amx()

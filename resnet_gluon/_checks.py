@@ -22,7 +22,7 @@ from mxnet import ndarray
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
            "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "knob", "check_fields",
            "check_positive_int", "check_in_channels", "first_uninitialized", "mxnet_reason",
-           "check_input", "sha256"]
+           "check_input", "check_channels_first", "sha256"]
 
 
 class Rule:
@@ -217,6 +217,23 @@ def check_input(x, expected_channels: int, dtype: Optional[np.dtype], what: str)
             f"{x.shape[1]} channels (input shape {x.shape}). Feed "
             f"{expected_channels}-channel images, or build a new net for "
             f"{x.shape[1]} channels (in_channels={x.shape[1]}).")
+
+
+def check_channels_first(x, what: str) -> None:
+    """Refuse a batch that looks channels-last, (N, H, W, C), where (N, C, H, W) is meant.
+
+    Called for the first batch of a net whose input channels are still to be inferred:
+    such a batch would fix them at its height for good (``nd.zeros((1, 28, 28, 1))`` would
+    make a 28-channel net).  It looks channels-last when its last axis is a pixel's
+    channel count (1, 3 or 4) and its second axis is larger.
+    """
+    _, c, _, w = x.shape
+    if w in (1, 3, 4) and c > 4:
+        raise ValueError(
+            f"{what} got a batch of shape {x.shape}, which looks channels-last (N, H, W, C); "
+            f"it would take {c} input channels. Give (N, C, H, W): "
+            f"x.transpose((0, 3, 1, 2)). If it really has {c} channels, build the net with "
+            f"in_channels={c}.")
 
 
 def sha256(path: str) -> str:

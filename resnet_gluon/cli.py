@@ -16,7 +16,9 @@ import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from ._checks import ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
+from mxnet.base import MXNetError
+
+from ._checks import ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule, mxnet_reason
 from .config import ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx
 from .model import ResNetSpec
 from .shapes import count_parameters, format_shapes, layer_shapes
@@ -99,7 +101,7 @@ def _load(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32
             raise ValueError(f"--{given[0].replace('_', '-')} describes the net of {option}; "
                              f"without {option} the shipped weights are used, whose net is "
                              f"fixed. Give {option} RUN_DIR/model.params for a run of your own.")
-        run = pretrained_info().get("source", {}).get("run", "a trained run")
+        run = pretrained_info()["source"].get("run", "a trained run")
         print(f"using the weights shipped in the package ({run})", file=sys.stderr, flush=True)
     return load_model(source, ctx=ctx, log=_warn, dtype=dtype, **_architecture(args))
 
@@ -171,8 +173,16 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     """Run a random batch through the net's top-level layers and print each output shape as
     notebook cell 8 does, then the parameter count.
     """
-    spec = ResNetSpec(args.depth, args.num_classes, args.small_input, in_channels=args.input[1])
-    net = spec.build()
+    n, c, h, w = args.input
+    stride = 1 if args.small_input else 2
+    stem = n * 64 * -(-h // stride) * -(-w // stride)  # the largest output of the net
+    if stem >= 2**31 - 1:
+        raise ValueError(f"--input {n},{c},{h},{w} is too large: the stem's output would hold "
+                         f"{stem:,} numbers, more than MXNet's 2**31 per array. Give a "
+                         f"smaller batch or image.")
+    # Channels inferred at the first forward, as the book does (a channels-last shape is
+    # caught there).
+    net = ResNetSpec(args.depth, args.num_classes, args.small_input, in_channels=0).build()
     net.initialize()
     print(format_shapes(layer_shapes(net, args.input)))
     total, trainable = count_parameters(net)
@@ -298,6 +308,30 @@ def _add_evaluate(sub) -> None:
                    help="the seed of that run (0)")
 
 
+def _check_held_out(args: argparse.Namespace) -> None:
+    """Refuse ``--val-split N --seed S`` unless the weights' run held out those very images:
+    the accuracy of a net on images it trained on is no validation figure."""
+    from .run import find_run_config, read_json
+
+    if args.params is None:
+        raise ValueError("--val-split: the shipped weights were trained on all 60,000 training "
+                         "images; none were held out, so no validation figure can be read "
+                         "off them. Give --params of a run trained with --val-split.")
+    config = find_run_config(args.params) if os.path.isfile(args.params) else None
+    if config is None:
+        raise ValueError(f"--val-split: no config.json of a run beside {args.params} says "
+                         f"which images it held out. Give --params RUN_DIR/model.params of a "
+                         f"run trained with --val-split.")
+    saved = read_json(config)
+    held, seed = saved.get("val_split", 0), saved.get("seed", 0)
+    if (held, seed) != (args.val_split, args.seed):
+        fix = (f"pass --val-split {held} --seed {seed}" if held else
+               "it has no validation images: evaluate it on the test set")
+        raise ValueError(f"--val-split {args.val_split} --seed {args.seed}: the run ({config}) "
+                         f"held out {held} training images with seed {seed}, so these are not "
+                         f"images it did not train on; {fix}.")
+
+
 def _evaluation_data(args: argparse.Namespace, info):
     """The batches ``evaluate`` reads (the test set, or a run's validation split), and how
     to name them."""
@@ -336,6 +370,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
+    if args.val_split:
+        _check_held_out(args)
     net, info = _load(args, "--params", ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
     data, split = _evaluation_data(args, info)
@@ -531,6 +567,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
         # The library's errors already say what to do; no trace for them.
         return _fail(parser, args, 2, str(err))
+    except MXNetError as err:  # MXNet's own words, without its C++ stack
+        return _fail(parser, args, 1, f"MXNet: {mxnet_reason(err)}")
     except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets
         return _fail(parser, args, 1, str(err))
     except OSError as err:  # a full disk, a read-only directory: name the file and why

@@ -22,7 +22,7 @@ import sys
 from typing import Dict, List, Optional, Set
 
 __all__ = ["ISA_FLAGS", "AmxStatus", "amx_status", "enable_amx", "settle", "cpu_flags",
-           "cpu_model", "kernel_isas", "parse_verbose"]
+           "cpu_model", "kernel_isas", "parse_verbose", "thread_count_problem"]
 
 _SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18
 _ISA_VARS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
@@ -30,6 +30,21 @@ _AMX_ISA = "AVX512_CORE_AMX"
 #: ISA flags worth naming, as /proc/cpuinfo spells them.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
              "amx_int8")
+
+
+def thread_count_problem(environ=None) -> Optional[str]:
+    """What is wrong with ``OMP_NUM_THREADS``, in words, or None when it is unset or usable.
+
+    MXNet reads the variable as one integer when it is imported: a word (``abc``) or
+    OpenMP's nested list (``2,1``) ends the process with a C++ abort, and 0 makes OpenMP
+    complain and pick a count of its own.  Checked before MXNet starts.
+    """
+    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS")
+    if value is None or value.strip().isdigit() and int(value) > 0:
+        return None
+    return (f"OMP_NUM_THREADS={value!r} is not a positive whole number of threads (MXNet "
+            f"would abort on it or ignore it). Set it to the number of physical cores, "
+            f"e.g. OMP_NUM_THREADS=2, or unset it.")
 
 
 @dataclasses.dataclass(frozen=True)

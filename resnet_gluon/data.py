@@ -347,6 +347,15 @@ def load_splits(batch_size: int, resize: Optional[int] = None, root: Optional[st
     train_x, train_y = load_fashion_mnist("train", root)
     test_x, test_y = load_fashion_mnist("test", root)
     train_x, train_y, val_x, val_y = split_validation(train_x, train_y, val_split, seed)
+    if val_split:  # what is left must train on: say so rather than train on a handful
+        if limit_train is not None and limit_train > len(train_x):
+            raise ValueError(f"limit_train {limit_train} asks for more training images than "
+                             f"the {len(train_x)} left after holding out {val_split}; lower "
+                             f"--limit-train or --val-split.")
+        if len(train_x) < batch_size:
+            raise ValueError(f"holding out {val_split} images leaves {len(train_x)} to train "
+                             f"on, less than one batch of {batch_size}; hold out fewer "
+                             f"(5,000 of the 60,000 is usual).")
     train = BatchIter(train_x[:limit_train], train_y[:limit_train], batch_size, shuffle=True,
                       resize=resize, augment=augment, seed=seed, num_parts=num_parts,
                       part_index=part_index, erase=erase)

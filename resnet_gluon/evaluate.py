@@ -16,7 +16,7 @@ from ._checks import NONNEGATIVE_INT
 from .config import parse_ctx
 
 __all__ = ["EvalResult", "Comparison", "evaluate", "compare", "agreement", "format_report",
-           "tta_views", "predict_tta"]
+           "tta_views", "predict_tta", "class_labels"]
 
 
 @dataclasses.dataclass
@@ -45,6 +45,9 @@ def tta_views(X: nd.NDArray, flip: bool = False, shift: int = 0) -> List[nd.NDAr
     ``shift`` pixels left, right, up and down (``shift > 0``; zeros fill in),
     ``shift`` counted in the input's own pixels.
     """
+    if shift >= min(X.shape[2], X.shape[3]):  # a view moved that far shows only padding
+        raise ValueError(f"shift must be smaller than the {X.shape[2]}x{X.shape[3]} images "
+                         f"it moves, got {shift} pixels; 1 or 2 is usual.")
     views = [X, X.flip(axis=3)] if flip else [X]
     if shift:
         k = shift
@@ -96,7 +99,7 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
             scores = predict_tta(net, xp, flip, shift) if flip or shift else net(xp)
             pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
             predictions.append(pred)
-            np.add.at(confusion, (_labels(yp, num_classes), pred), 1)
+            np.add.at(confusion, (class_labels(yp, num_classes), pred), 1)
     total = confusion.sum()
     if total == 0:
         raise ValueError("evaluate got no examples.")
@@ -106,13 +109,14 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
                       np.concatenate(predictions))
 
 
-def _labels(y: nd.NDArray, num_classes: int) -> np.ndarray:
-    """The batch's labels as class indices, refusing any a class count cannot hold."""
+def class_labels(y: nd.NDArray, num_classes: int, who: str = "evaluate") -> np.ndarray:
+    """The batch's labels as class indices, refusing any a class count cannot hold
+    (a label outside ``[0, num_classes)``, or not a whole number)."""
     raw = y.asnumpy()
     labels = raw.astype(np.int64)
     bad = raw[(labels != raw) | (labels < 0) | (labels >= num_classes)]
     if bad.size:
-        raise ValueError(f"evaluate got the label {bad[0]:g}, but the net has {num_classes} "
+        raise ValueError(f"{who} got the label {bad[0]:g}, but the net has {num_classes} "
                          f"classes, labelled 0 to {num_classes - 1}. Check the data, or pass "
                          f"the num_classes the net was built with.")
     return labels

@@ -20,8 +20,9 @@ from mxnet.gluon import Block, nn
 from mxnet.symbol import Symbol
 
 from . import weights
-from ._checks import (NONNEGATIVE_INT, POSITIVE_INT, check_fields, check_in_channels,
-                      check_input, check_positive_int, first_uninitialized, knob)
+from ._checks import (NONNEGATIVE_INT, POSITIVE_INT, check_channels_first, check_fields,
+                      check_in_channels, check_input, check_positive_int, first_uninitialized,
+                      knob)
 from .blocks import Bottleneck, Residual
 
 __all__ = ["RESNET_SPEC", "STAGE_CHANNELS", "BLOCKS", "ResNet", "ResNetSpec", "resnet_block",
@@ -124,11 +125,19 @@ class ResNet(nn.HybridSequential):
             part.add(*layers)
         return part
 
+    def check_batch(self, x) -> None:
+        """Refuse, with what to do, a batch this net cannot take: not a 4-D floating-point
+        NDArray, the wrong channel count, or (channels still to be inferred) channels-last."""
+        if len(self):
+            stem, what = self[0], f"ResNet-{self.depth}"
+            check_input(x, stem.weight.shape[1], stem.weight.dtype, what)
+            if not stem.weight.shape[1]:  # the first batch fixes the channels for good
+                check_channels_first(x, what)
+
     def forward(self, x, *args):
         """Check an NDArray input, then run the layers (imperative or cached)."""
-        if not isinstance(x, Symbol) and len(self):
-            stem = self[0]
-            check_input(x, stem.weight.shape[1], stem.weight.dtype, f"ResNet-{self.depth}")
+        if not isinstance(x, Symbol):
+            self.check_batch(x)
         return super().forward(x, *args)
 
 

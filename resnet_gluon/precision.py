@@ -85,4 +85,19 @@ def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.Hy
         # and the graph's output back to float32 (the types its outputs had).
         graph = amp.convert_symbol(net(data), target_dtype="bfloat16", data_names=["data"],
                                    cast_optional_params=False)
-        return gluon.SymbolBlock(graph, data, params=net.collect_params())
+        return _Checked(graph, data, params=net.collect_params(),
+                        check=getattr(net, "check_batch", None))
+
+
+class _Checked(gluon.SymbolBlock):
+    """A SymbolBlock that checks an NDArray input as the net it came from does (a ResNet's
+    ``check_batch``), so a bad batch gets the same clear error in bfloat16."""
+
+    def __init__(self, outputs, inputs, params=None, check=None):
+        super().__init__(outputs, inputs, params=params)
+        self._check = check
+
+    def forward(self, x, *args):
+        if self._check is not None and isinstance(x, mx.nd.NDArray):
+            self._check(x)
+        return super().forward(x, *args)

@@ -17,7 +17,7 @@ from mxnet import nd
 
 from .checkpoint import atomic_write, atomic_write_text, sha256
 from .trained import ModelInfo, load_pretrained, pretrained_info
-from .weights import WEIGHTS_DIR, WEIGHTS_NAME
+from .weights import WEIGHTS_DIR, WEIGHTS_NAME, description_digest
 from .weights import files as pretrained_files
 
 __all__ = ["WEIGHTS_DIR", "WEIGHTS_NAME", "pretrained_files", "pretrained_info",
@@ -36,5 +36,6 @@ def pack_pretrained(params: str, info: ModelInfo, source: Dict[str, Any],
     half = {name: value.astype("float16") for name, value in nd.load(params).items()}
     atomic_write(out_params, lambda tmp: nd.save(tmp, half))
     meta = dict(info.to_dict(), sha256=sha256(out_params), source=source)
+    meta["description_sha256"] = description_digest(meta)
     atomic_write_text(out_meta, json.dumps(meta, indent=1) + "\n")
     return out_params, out_meta

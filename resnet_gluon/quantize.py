@@ -4,6 +4,7 @@ The residual blocks use ``F.Activation(act_type='relu')``, which oneDNN fuses
 into the convolutions and quantizes, so the whole graph runs in INT8.
 """
 import os
+import sys
 import warnings
 from typing import Optional
 
@@ -11,6 +12,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
+from ._checks import mxnet_reason
 from .data import load_fashion_mnist, resize_batch
 from .evaluate import agreement  # noqa: F401 - its home before resnet_gluon.evaluate
 
@@ -43,6 +45,8 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
         Calibration inputs, (N, 1, R, R) as the net sees them
         (:func:`calibration_images`).
     batch_size : int, default 64
+        Images per calibration batch (all of them at once where the last map is 1x1;
+        the last batch is filled up by repeating images, so every image counts).
     calib_mode : {'naive', 'entropy'}, default 'naive'
         How thresholds come from the calibration outputs: their min and max
         ('naive'), or the KL-divergence choice ('entropy', slower).
@@ -63,19 +67,37 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
         raise ValueError(f"calib must be a non-empty (N, C, H, W) NDArray, got "
                          f"{getattr(calib, 'shape', type(calib).__name__)}.")
     ctx = ctx or mx.cpu()
-    data = mx.io.NDArrayIter(data=calib, batch_size=min(batch_size, calib.shape[0]),
-                             last_batch_handle="discard", data_name="data")
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "backend MKLDNN is activated"
     # MXNet 1.9's static-memory INT8 graph fails on its second call ("can't
     # generate TBlob for MKLDNN data") when the global pooling sees a 1x1 map
     # (inputs of 32 pixels or less with the book's stem); running the pooling
     # layers in fp32 avoids it, at no cost worth measuring on such small maps.
-    exclude = ["Pooling"] if _global_pool_input_is_1x1(net, calib[:1]) else None
-    with warnings.catch_warnings():  # MXNet's own notes on inferring the types of weights
-        warnings.simplefilter("ignore", UserWarning)
-        qnet = quantize_net_v2(net, quantized_dtype="auto", calib_mode=calib_mode,
-                               calib_data=data, num_calib_examples=calib.shape[0], ctx=ctx,
-                               exclude_operators=exclude)
+    # Then, though, the calibration executor leaves the dense layer's output in
+    # oneDNN's own layout after its first batch, and MXNet's collector cannot read
+    # it (one "Exception ignored" per later batch, the layer calibrated on the first
+    # batch alone): such small inputs are calibrated in one batch.
+    one_by_one = _global_pool_input_is_1x1(net, calib[:1])
+    batch = calib.shape[0] if one_by_one else min(batch_size, calib.shape[0])
+    # "pad" repeats a few images to fill the last batch: every image is seen.
+    data = mx.io.NDArrayIter(data=calib, batch_size=batch, last_batch_handle="pad",
+                             data_name="data")
+    failures = []  # what MXNet's calibration callbacks raised (Python only reports them)
+    hook, sys.unraisablehook = sys.unraisablehook, lambda u: failures.append(u.exc_value)
+    try:
+        with warnings.catch_warnings():  # MXNet's own notes on inferring the types of weights
+            warnings.simplefilter("ignore", UserWarning)
+            qnet = quantize_net_v2(net, quantized_dtype="auto", calib_mode=calib_mode,
+                                   calib_data=data, num_calib_examples=calib.shape[0],
+                                   ctx=ctx, exclude_operators=["Pooling"] if one_by_one else None)
+    finally:
+        sys.unraisablehook = hook
+    if failures:
+        reason = failures[0]
+        reason = mxnet_reason(reason) if isinstance(reason, mx.base.MXNetError) else reason
+        raise RuntimeError(f"INT8 calibration could not read {len(failures)} layer outputs "
+                           f"(MXNet: {reason}), so its thresholds would rest on part of the "
+                           f"{calib.shape[0]} images; no INT8 net was made. Evaluate in "
+                           f"float32, or train at a larger --resize.")
     qnet.hybridize(static_alloc=True, static_shape=True)
     return qnet
 

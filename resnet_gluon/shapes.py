@@ -7,7 +7,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.gluon import Block
 
-from ._checks import check_input, first_uninitialized
+from ._checks import check_channels_first, check_input, first_uninitialized
 
 __all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters", "shapes",
            "ShapeTable", "LayerShape"]
@@ -63,6 +63,8 @@ def layer_shapes(net: Block, x: Union[Sequence[int], nd.NDArray] = (1, 1, 224, 2
     stem = getattr(net[0], "weight", None) if len(net) else None
     if stem is not None:
         check_input(X, stem.shape[1], stem.dtype, net.name)
+        if not stem.shape[1]:  # the first batch fixes the channels for good
+            check_channels_first(X, net.name)
     rows = []
     for layer in net:
         X = layer(X)

@@ -37,7 +37,7 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
 from .config import TrainConfig, parse_ctx
 from .distributed import AuxSync, make_kvstore, settle, touch, touching, watchdog
 from .ema import WeightAverage
-from .evaluate import evaluate
+from .evaluate import class_labels, evaluate
 from .precision import mixed_precision
 from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
                   write_config, write_metrics)
@@ -116,12 +116,17 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: Callable, X: n
     ------
     FloatingPointError
         The loss is NaN or infinite; no update was applied.
+    ValueError
+        A label is not a class of the net's outputs; no update was applied.
     """
     xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
-    ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
+    # Labels of any numeric type (int32 from a user's loader) are class indices.
+    ys = gluon.utils.split_and_load(y.astype("float32", copy=False), ctxs, even_split=False)
     with autograd.record():
         outs = [net(xp) for xp in xs]
         losses = [loss_fn(o, yp).sum() for o, yp in zip(outs, ys)]
+    for yp in ys:  # before the update: a loss over labels the net has no output for is no loss
+        class_labels(yp, outs[0].shape[1], who="fit")
     autograd.backward(losses)
     batch_loss = sum(l.asscalar() for l in losses)
     if not math.isfinite(batch_loss):
@@ -332,9 +337,10 @@ class _Run:
     at: _Position
 
 
-def _set_up(net: gluon.Block, config: TrainConfig, ctxs: List[mx.Context], kv: Any,
-            dist: bool, run_dir: Optional[str], writer: bool, resume: bool, hybridize: bool,
-            log: Callable[[str], None], extra_config: Optional[Dict[str, Any]]) -> _Run:
+def _set_up(net: gluon.Block, train_data: Iterable, config: TrainConfig,
+            ctxs: List[mx.Context], kv: Any, dist: bool, run_dir: Optional[str], writer: bool,
+            resume: bool, hybridize: bool, log: Callable[[str], None],
+            extra_config: Optional[Dict[str, Any]]) -> _Run:
     """Resume point, net (seeded, loaded or initialised, in ``config.dtype``: the one
     place the precision is applied), trainer, config.json, weight average and position:
     everything the loop needs.  Only the ``writer`` (rank 0) writes to ``run_dir``."""
@@ -346,6 +352,11 @@ def _set_up(net: gluon.Block, config: TrainConfig, ctxs: List[mx.Context], kv: A
     threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
     ema = WeightAverage(net, config.ema) if config.ema else None
     at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
+    if found and not hasattr(train_data, "batches") and not isinstance(train_data, (list, tuple)):
+        log(f"warning: resuming with train_data of type {type(train_data).__name__}, which "
+            f"cannot rebuild an epoch's batches: a shuffling loader draws another order, so "
+            f"the run goes on but will not be bit-identical to an uninterrupted one. A "
+            f"resnet_gluon.data.BatchIter (or a list of batches) keeps resume exact.")
     save = _Checkpointer(run_dir if writer else None, net, None if dist else trainer,
                          AuxSync(net.collect_params(), ctxs, kv), config, threads, at.history,
                          ema)
@@ -355,6 +366,11 @@ def _set_up(net: gluon.Block, config: TrainConfig, ctxs: List[mx.Context], kv: A
 def _check_fit_args(train_data: Iterable, run_dir: Optional[str], resume: bool) -> None:
     if resume and run_dir is None:
         raise CheckpointError("resume needs a run directory (--out RUN_DIR).")
+    if not hasattr(train_data, "__len__"):
+        raise TypeError(f"train_data must know its number of batches (a BatchIter, a "
+                        f"DataLoader, a list of batches), got a {type(train_data).__name__}, "
+                        f"which fit cannot go through once per epoch. Make a list of its "
+                        f"batches, or use resnet_gluon.data.BatchIter.")
     if len(train_data) == 0:
         raise ValueError("train_data has no batches: nothing to train on. Check the data "
                          "(and --limit-train).")
@@ -375,8 +391,10 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     net : mxnet.gluon.Block
         Any Gluon net; initialised here with Xavier if it is not yet.
     train_data, test_data : iterable of (NDArray, NDArray)
-        Batches; a :class:`resnet_gluon.data.BatchIter` makes resume exact
-        mid-epoch, any other iterable is re-iterated and skipped forward.
+        Batches, with a length.  A :class:`resnet_gluon.data.BatchIter` (or a list of
+        batches) makes resume exact, mid-epoch too; any other iterable is iterated again
+        and skipped forward, which is exact only if it yields the same batches every
+        time: a shuffling ``DataLoader`` does not, and a resume with one warns so.
     config : TrainConfig, optional
         The recipe (the book's by default).  With ``config.ema`` the epochs'
         accuracies and the saved model are those of the weight average
@@ -424,8 +442,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     dist, writer = num_workers > 1, run_dir is not None and rank == 0
     # The run directory is this process's until fit returns (see RunLock).
     with claim_run_dir(run_dir, resume) if writer else contextlib.nullcontext():
-        run = _set_up(net, config, ctxs, kv, dist, run_dir, writer, resume, hybridize, log,
-                      extra_config)
+        run = _set_up(net, train_data, config, ctxs, kv, dist, run_dir, writer, resume,
+                      hybridize, log, extra_config)
         history, steps, at = run.at.history, len(train_data), run.at
         bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
         guard = watchdog() if dist else _NoBar()  # waits on peers: bounded

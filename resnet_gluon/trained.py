@@ -27,7 +27,7 @@ from mxnet import gluon, nd
 
 from . import weights
 from ._checks import mxnet_reason
-from .config import ARCHITECTURE, RESIZE, TrainConfig
+from .config import ARCHITECTURE, RESIZE, TrainConfig, parse_ctx
 from .data import CLASS_NAMES
 from .model import ResNetSpec
 from .precision import check_dtype, mixed_precision
@@ -40,7 +40,8 @@ __all__ = ["ModelInfo", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_m
 INFO_SUFFIX, SYMBOL_SUFFIX, PARAMS_SUFFIX = "-info.json", "-symbol.json", "-0000.params"
 
 Source = Optional[str]
-Contexts = Union[mx.Context, Sequence[mx.Context], None]
+#: Where to load weights: a Context, a list of them, or words such as "cpu:0" (default cpu).
+Contexts = Union[str, mx.Context, Sequence[mx.Context], None]
 
 
 @dataclasses.dataclass
@@ -278,7 +279,7 @@ def load_trained(params: str, ctx: Contexts = None, log: Optional[Callable[[str]
             f" with {spec.num_classes} classes{f' (settings from {config})' if config else ''}: "
             f"{problem}. Pass the --depth / --classes / --small-input the weights were "
             f"trained with.")
-    net.load_parameters(params, ctx=ctx or mx.cpu())
+    net.load_parameters(params, ctx=parse_ctx(ctx))
     return mixed_precision(net, dtype), info
 
 
@@ -290,7 +291,7 @@ def _read_symbol(path: str) -> None:
     mx.sym.load(path)
 
 
-def load_symbol(prefix: str, ctx: Optional[mx.Context] = None
+def load_symbol(prefix: str, ctx: Contexts = None
                 ) -> Tuple[gluon.SymbolBlock, Optional[ModelInfo]]:
     """Load ``PREFIX-symbol.json`` + ``PREFIX-0000.params`` (and the info file, if any)."""
     for suffix in (SYMBOL_SUFFIX, PARAMS_SUFFIX):
@@ -309,7 +310,7 @@ def load_symbol(prefix: str, ctx: Optional[mx.Context] = None
         with warnings.catch_warnings():  # "Cannot decide type": the input's, known later
             warnings.simplefilter("ignore", UserWarning)
             net = gluon.SymbolBlock.imports(prefix + SYMBOL_SUFFIX, ["data"],
-                                            prefix + PARAMS_SUFFIX, ctx=ctx or mx.cpu())
+                                            prefix + PARAMS_SUFFIX, ctx=parse_ctx(ctx))
     except (mx.base.MXNetError, AssertionError, ValueError) as err:
         raise ValueError(f"{prefix + SYMBOL_SUFFIX} and {prefix + PARAMS_SUFFIX} do not make "
                          f"one model ({mxnet_reason(err)}). Export the model again.") from None
@@ -363,4 +364,4 @@ def load_pretrained(ctx: Contexts = None, dtype: str = "float32",
     check_dtype(dtype)
     description, params = weights.verified(directory)
     info = _shipped_info(description, directory)
-    return mixed_precision(info.model.build(params, ctx), dtype), info
+    return mixed_precision(info.model.build(params, parse_ctx(ctx)), dtype), info

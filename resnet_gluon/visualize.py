@@ -15,13 +15,22 @@ __all__ = ["feature_maps", "grad_cam", "plot_predictions", "plot_confusion",
 
 
 def _as_batch(net: gluon.Block, x) -> nd.NDArray:
-    """A (N, C, H, W) float32 NDArray on the net's device (a NumPy array is accepted)."""
+    """A (N, C, H, W) float32 NDArray on the net's device (a NumPy array is accepted),
+    which the net's layers can take one by one."""
+    if not isinstance(net, (gluon.nn.Sequential, gluon.nn.HybridSequential)):
+        raise TypeError(f"expected the sequential net, layer by layer (build_resnet18(), "
+                        f"load_model() in float32), got a {type(net).__name__}; a bfloat16 "
+                        f"or INT8 net is one graph, without layers to look into.")
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]
     if not isinstance(x, nd.NDArray):
         x = nd.array(np.asarray(x, dtype=np.float32))
     if x.ndim != 4:
         raise ValueError(f"expected a batch of images (N, C, H, W), got shape {x.shape}; "
                          f"add the axes with x[None, None] for one gray (H, W) image.")
+    if x.shape[0] == 0:
+        raise ValueError(f"expected a batch of at least one image, got shape {x.shape}.")
+    if hasattr(net, "check_batch"):  # a ResNet: the channels it holds, a float type
+        net.check_batch(x)
     return x.as_in_context(ctx)
 
 
@@ -90,10 +99,8 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
     if class_index is None:
         chosen = scores.argmax(axis=1)
     else:
-        chosen = nd.array(np.asarray(class_index), ctx=X.context)
-        if chosen.shape != (X.shape[0],):
-            raise ValueError(f"class_index must give one class per image ({X.shape[0]}), "
-                             f"got {np.asarray(class_index).shape}.")
+        chosen = nd.array(_class_indexes(class_index, X.shape[0], scores.shape[1]),
+                          ctx=X.context)
     one_hot = nd.one_hot(chosen, scores.shape[1])
     scores.backward(one_hot)
     weights = features.grad.mean(axis=(2, 3), keepdims=True)
@@ -103,6 +110,22 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
     cam = cam.asnumpy()[:, 0]  # bilinear weights are convex: still >= 0
     peak = cam.reshape(len(cam), -1).max(axis=1)
     return (cam / np.where(peak > 0, peak, 1)[:, None, None]).astype(np.float32)
+
+
+def _class_indexes(class_index, count: int, num_classes: int) -> np.ndarray:
+    """``class_index`` as one whole class number per image, each an output of the net."""
+    wanted = np.asarray(class_index)
+    if wanted.shape != (count,):
+        raise ValueError(f"class_index must give one class per image ({count}), "
+                         f"got {wanted.shape}.")
+    if wanted.dtype == bool or not np.issubdtype(wanted.dtype, np.integer):
+        raise TypeError(f"class_index must hold whole class numbers, got {wanted.tolist()} "
+                        f"({wanted.dtype}).")
+    bad = wanted[(wanted < 0) | (wanted >= num_classes)]
+    if bad.size:
+        raise ValueError(f"class_index {int(bad[0])} is not a class of the net: it has "
+                         f"{num_classes} outputs, classes 0 to {num_classes - 1}.")
+    return wanted
 
 
 # --------------------------------------------------------------------------- plots

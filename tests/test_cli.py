@@ -27,6 +27,17 @@ def test_shapes_options(capsys):
                          "running statistics)")
 
 
+def test_shapes_names_a_channels_last_or_oversized_input_in_one_line(capsys):
+    # Before: 1,224,224,1 was shown as a 224-channel net; 20000x20000 printed a C++ stack.
+    assert main(["shapes", "--input", "1,224,224,1"]) == 2
+    err = capsys.readouterr().err
+    assert "looks channels-last (N, H, W, C)" in err and len(err.splitlines()) == 1
+    assert main(["shapes", "--input", "1,1,20000,20000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resnet-gluon shapes: error: --input 1,1,20000,20000 is too large")
+    assert len(err.splitlines()) == 1 and "c_api" not in err
+
+
 def test_shapes_small_input(capsys):
     assert main(["shapes", "--small-input", "--input", "1,1,28,28"]) == 0
     lines = capsys.readouterr().out.splitlines()

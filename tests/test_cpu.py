@@ -111,3 +111,24 @@ def test_info_says_what_runs_where(cli):
     assert lines[6].startswith("convolution float32: ")
     assert lines[7].startswith("convolution bfloat16: ")
     assert ("amx" in lines[7]) == HAS_AMX
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2,1", ""])
+def test_a_thread_count_mxnet_cannot_take_is_named_before_mxnet_starts(cli, value):
+    # Before: "abc" and "2,1" ended the process in C++ (SIGABRT, rc 134), "0" was shown
+    # as a setting while OpenMP ignored it.
+    assert cpu.thread_count_problem({"OMP_NUM_THREADS": value}).startswith(
+        f"OMP_NUM_THREADS={value!r} is not a positive whole number of threads")
+    result = cli("info", env={"OMP_NUM_THREADS": value})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"resnet-gluon: error: OMP_NUM_THREADS={value!r} is not a positive "
+                             f"whole number of threads (MXNet would abort on it or ignore it). "
+                             f"Set it to the number of physical cores, e.g. OMP_NUM_THREADS=2, "
+                             f"or unset it.\n")
+    result = cli.python("-c", "import resnet_gluon", env={"OMP_NUM_THREADS": value})
+    assert result.returncode == 1 and "ValueError: OMP_NUM_THREADS=" in result.stderr
+
+
+def test_a_usable_thread_count_passes():
+    assert cpu.thread_count_problem({}) is None
+    assert cpu.thread_count_problem({"OMP_NUM_THREADS": "2"}) is None

@@ -175,3 +175,14 @@ def test_the_validation_split_is_held_out_of_training_and_fixed_by_the_seed():
         split_validation(images, labels, 60000)
     with pytest.raises(ValueError, match="val_split must be"):
         split_validation(images, labels, -1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    # before: one training image, 59,999 validated, not a word
+    (dict(limit_train=512, val_split=59999), "limit_train 512 asks for more training images "
+                                             "than the 1 left after holding out 59999"),
+    (dict(val_split=59990), "leaves 10 to train on, less than one batch of 64"),
+])
+def test_a_validation_split_that_leaves_too_little_to_train_on_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_splits(64, **kwargs)

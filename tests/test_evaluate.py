@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
+from common import TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.data import BatchIter, load_fashion_mnist, split_validation
 from resnet_gluon.evaluate import evaluate, predict_tta, tta_views
@@ -102,9 +103,13 @@ def test_test_time_augmentation_is_the_mean_prediction_over_the_moved_and_mirror
 
 
 @pytest.mark.slow
-def test_evaluate_cli_on_a_runs_validation_split(cli, reference_run):
+def test_evaluate_cli_on_a_runs_validation_split(cli, tmp_path):
     # What a run with --val-split 300 --seed 4 held out: chosen on, never the test set.
-    params = str(reference_run / "model.params")
+    run = tmp_path / "run"
+    result = cli("train", "--out", str(run), *TINY, "--epochs", "1", "--val-split", "300",
+                 "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    params = str(run / "model.params")
     result = cli("evaluate", "--params", params, "--val-split", "300", "--seed", "4", "--tta")
     assert result.returncode == 0, result.stderr
     line = result.stdout.splitlines()[0]
@@ -114,3 +119,26 @@ def test_evaluate_cli_on_a_runs_validation_split(cli, reference_run):
     net, info = load_trained(params)
     expected = evaluate(net, BatchIter(images, labels, 100, resize=28), flip=True).accuracy
     assert line.split()[2] == f"{expected:.4f}"
+
+
+@pytest.mark.parametrize("source, why", [
+    ([], "the shipped weights were trained on all 60,000 training images"),
+    (["--params", "RUN"], "held out 0 training images with seed 0, so these are not images "
+                          "it did not train on; it has no validation images"),
+    (["--params", "RUN", "--seed", "3"], "held out 0 training images with seed 0"),
+])
+def test_a_validation_split_the_weights_were_not_kept_from_is_refused(cli, reference_run,
+                                                                       source, why):
+    # Before: "val acc 0.9700 (200 validation images held out ...)" of images it trained on.
+    args = [str(reference_run / "model.params") if a == "RUN" else a for a in source]
+    result = cli("evaluate", *args, "--val-split", "200")
+    assert result.returncode == 2 and "val acc" not in result.stdout, result.stdout
+    assert why in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_test_time_shift_must_be_smaller_than_the_image():
+    X = nd.ones((2, 1, 28, 28))
+    assert len(tta_views(X, flip=True, shift=27)) == 10
+    for shift in (28, 100):  # before: accepted, every moved view all padding
+        with pytest.raises(ValueError, match="shift must be smaller than the 28x28 images"):
+            tta_views(X, shift=shift)

@@ -258,3 +258,18 @@ def test_the_record_refuses_what_the_factory_refuses(values, error, message):
         ResNetSpec(**values)
     with pytest.raises(error, match=message):  # from a file, the same words
         ResNetSpec.from_dict(values)
+
+
+def test_a_channels_last_first_batch_is_refused_and_the_net_stays_usable():
+    net = build_resnet18()
+    net.initialize()
+    # Before: taken as 28 channels, (1, 10) returned, and every NCHW batch refused after.
+    with pytest.raises(ValueError, match=r"\(1, 28, 28, 1\), which looks channels-last"):
+        net(nd.zeros((1, 28, 28, 1)))
+    assert net(nd.zeros((1, 1, 28, 28))).shape == (1, 10)
+    colour = build_resnet18()
+    colour.initialize()
+    assert colour(nd.zeros((2, 3, 32, 32))).shape == (2, 10)  # channels first: inferred as ever
+    wide = build_resnet(18, in_channels=28)  # asked for explicitly: taken as given
+    wide.initialize()
+    assert wide(nd.zeros((1, 28, 28, 1))).shape == (1, 10)

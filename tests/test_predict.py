@@ -130,3 +130,51 @@ def test_an_image_too_large_to_decode_is_named_as_such(cli, trained_run, tmp_pat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stdout.startswith(str(tmp_path / "good.png") + ": ")
     assert "huge.png: the image is 40000x40000 pixels" in result.stderr
+
+
+# --------------------------------------------------------------------------- files that lie
+
+def _boot_files(tmp_path, test_images):
+    """A whole JPEG and PNG of a test image (an ankle boot), and broken copies of them."""
+    boot = test_images[0][0]
+    Image.fromarray(boot).resize((280, 280)).save(tmp_path / "boot.jpg", quality=95)
+    Image.fromarray(boot).save(tmp_path / "boot.png")
+    jpeg, png = (tmp_path / "boot.jpg").read_bytes(), (tmp_path / "boot.png").read_bytes()
+    (tmp_path / "half.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    (tmp_path / "half.png").write_bytes(png[:len(png) // 2])
+    (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    return tmp_path
+
+
+def test_truncated_or_fake_image_files_are_refused_not_guessed_at(tmp_path, test_images):
+    files = _boot_files(tmp_path, test_images)
+    assert read_image(str(files / "boot.jpg")).shape == (28, 28)
+    for name in ("half.jpg", "half.png", "fake.png"):
+        with pytest.raises(ValueError, match=f"{name}: the image is truncated or corrupt"):
+            read_image(str(files / name))
+    (tmp_path / "notes.gif").write_bytes(b"GIF89a" + bytes(20))
+    with pytest.raises(ValueError, match="not an image this library can decode"):
+        read_image(str(tmp_path / "notes.gif"))
+
+
+def test_a_fifo_or_a_device_is_named_and_not_read(tmp_path):
+    os.mkfifo(tmp_path / "f.png")  # opening it would block until a writer came
+    for path in (str(tmp_path / "f.png"), "/dev/zero"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            read_image(path)
+
+
+@pytest.mark.slow
+def test_predict_labels_the_good_files_beside_fifos_devices_and_broken_ones(cli, tmp_path,
+                                                                            test_images):
+    files = _boot_files(tmp_path, test_images)
+    os.mkfifo(files / "f.png")
+    names = ["f.png", "/dev/zero", "half.jpg", "fake.png", "boot.jpg", "boot.png"]
+    result = cli("predict", *[n if n.startswith("/") else str(files / n) for n in names],
+                 timeout=120)  # before: blocked for ever on the FIFO
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        str(files / "boot.jpg"), str(files / "boot.png")]
+    assert all("ankle boot" in line for line in result.stdout.splitlines())
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 4 and "MXNetError" not in result.stderr

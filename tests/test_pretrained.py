@@ -104,3 +104,50 @@ def test_a_wheel_carries_the_weights(cli, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {"resnet_gluon/weights/resnet18_fashion_mnist.params",
             "resnet_gluon/weights/resnet18_fashion_mnist.json"} <= set(names)
+
+
+def _altered(tmp_path, change, digest=False):
+    """A copy of the shipped files whose description ``change`` edited (and, with ``digest``,
+    re-sealed, as a careful forger would)."""
+    from resnet_gluon.weights import description_digest
+
+    params, meta = pretrained_files()
+    shutil.copy(params, tmp_path)
+    values = json.loads(open(meta).read())
+    values = change(values)
+    if digest:
+        values["description_sha256"] = description_digest(values)
+    (tmp_path / os.path.basename(meta)).write_text(json.dumps(values))
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("change", [
+    lambda v: dict(v, depth=34), lambda v: dict(v, small_input=True),
+    lambda v: dict(v, num_classes=5), lambda v: dict(v, resize=96),
+    lambda v: dict(v, classes=v["classes"][::-1]), lambda v: dict(v, source="a string"),
+], ids=["depth", "small_input", "num_classes", "resize", "class order", "source"])
+def test_an_edited_description_is_named_not_believed(tmp_path, change):
+    # Before: AssertionError/AttributeError traces, or a net fed and named the wrong way.
+    directory = _altered(tmp_path, change)
+    with pytest.raises(ValueError, match=r"resnet18_fashion_mnist.json is corrupt or altered: "
+                                         r"its content does not match"):
+        load_pretrained(directory=directory)
+
+
+def test_a_description_that_is_not_one_is_named(tmp_path):
+    with pytest.raises(ValueError, match="is not the description pack_pretrained writes"):
+        load_pretrained(directory=_altered(tmp_path, lambda v: [v]))
+    with pytest.raises(ValueError, match="its source is not an object"):
+        load_pretrained(directory=_altered(tmp_path, lambda v: dict(v, source="x"),
+                                           digest=True))
+
+
+def test_the_shipped_net_takes_a_device_by_name_and_refuses_bad_batches_in_bfloat16():
+    net, info = load_pretrained(ctx="cpu:0")  # as fit takes it; before: an AttributeError
+    assert net(nd.zeros(info.input_shape)).shape == (1, 10)
+    bf16, _ = load_pretrained(dtype="bfloat16")
+    assert bf16(nd.zeros((2, 1, 64, 64))).shape == (2, 10)
+    for shape, message in [((1, 64, 64, 1), "initialised for 1-channel input but got 64"),
+                           ((1, 64, 64), "expects a 4-D batch")]:
+        with pytest.raises(ValueError, match=message):  # before: raw MXNet errors
+            bf16(nd.zeros(shape))

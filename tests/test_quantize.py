@@ -90,3 +90,46 @@ def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_pa
     result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
                   "--format", "onnx", "--out", str(tmp_path / "q"))
     assert result.returncode == 2 and "--int8 exports as an MXNet symbol only" in result.stderr
+
+
+def test_int8_from_the_command_line_at_28_pixels_calibrates_cleanly(cli, reference_run):
+    # Before: one "Exception ignored ... can't generate TBlob for MKLDNN data" per calibration
+    # batch after the first (the dense layer calibrated on one batch), then "calibrated on
+    # 512 training images" and rc 0 all the same.
+    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--int8",
+                 "--limit-test", "100", "--calib-images", "200")
+    assert result.returncode == 0, result.stderr
+    assert "Exception ignored" not in result.stderr and "MKLDNN" not in result.stderr
+    assert "(calibrated on 200 training images)" in result.stdout
+
+
+def test_a_calibration_that_could_not_read_a_layer_stops_and_says_so(nets, monkeypatch):
+    # MXNet's calibration reads layer outputs in callbacks, whose errors Python only prints
+    # ("Exception ignored"); quantize must stop on one instead of calling itself calibrated.
+    import mxnet.contrib.quantization as mxq
+
+    class Unreadable:
+        def __del__(self):  # as an exception raised inside a ctypes callback reaches Python
+            raise mx.base.MXNetError("Check failed: !IsMKLDNNData(): We can't generate TBlob")
+
+    def quantize_net_v2(*args, **kwargs):
+        Unreadable()
+        return nets[1]
+    monkeypatch.setattr(mxq, "quantize_net_v2", quantize_net_v2)
+    with pytest.raises(RuntimeError, match=r"INT8 calibration could not read 1 layer outputs "
+                                           r"\(MXNet: .*TBlob\).* no INT8 net was made"):
+        quantize(nets[0], calibration_images(64, nets[2].resize))
+
+
+def test_every_calibration_image_is_used(nets, monkeypatch):
+    # 100 images in batches of 64: the last batch is filled up, not dropped (before: 64 used).
+    import mxnet.contrib.quantization as mxq
+
+    seen = {}
+
+    def quantize_net_v2(net, calib_data=None, num_calib_examples=None, **kwargs):
+        seen["images"] = sum(b.data[0].shape[0] - b.pad for b in calib_data)
+        return nets[1]
+    monkeypatch.setattr(mxq, "quantize_net_v2", quantize_net_v2)
+    quantize(nets[0], calibration_images(100, nets[2].resize))
+    assert seen["images"] == 100

@@ -228,3 +228,72 @@ def test_the_weight_average_is_what_is_evaluated_saved_and_resumed(tmp_path):
     assert same(resumed) == same(history)
     for k, v in load_params(tmp_path / "cut" / "model.params").items():
         np.testing.assert_array_equal(v, saved[k], err_msg=k)
+
+
+# --------------------------------------------------------------------------- data fit must refuse
+
+def _batches(labels=None, dtype="float32", count=2):
+    """``count`` real batches of 32 images at 28x28, with the labels given (or their own)."""
+    train, _ = load_data_fashion_mnist(32, resize=28, limit_train=32 * count, limit_test=32)
+    return [(X, nd.array(labels if labels is not None else y.asnumpy(), dtype=dtype))
+            for X, y in train.batches(0)]
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("bad", [15, -1, 2.5])
+def test_labels_the_net_has_no_output_for_stop_fit_before_their_update(bad, smoothing):
+    net = build_resnet(18, in_channels=1)
+    config = TrainConfig(epochs=1, resize=28, label_smoothing=smoothing)
+    data = _batches()
+    data[1] = (data[1][0], nd.array([bad] * 32))  # before: trained on, a loss reported
+    with pytest.raises(ValueError, match=f"fit got the label {bad:g}, but the net has 10 classes"):
+        fit(net, data, data[:1], config, progress=False, log=lambda line: None)
+
+
+def test_integer_labels_train_and_a_generator_is_refused_with_what_to_do():
+    config = TrainConfig(epochs=1, resize=28)
+    ints = _batches(dtype="int32")  # before: an MXNet type-inference trace
+    history = fit(build_resnet(18, in_channels=1), ints, ints, config, progress=False,
+                  log=lambda line: None)
+    assert np.isfinite(history[0]["loss"]) and 0 <= history[0]["train_acc"] <= 1
+    with pytest.raises(TypeError, match="train_data must know its number of batches .* got a "
+                                        "generator"):
+        fit(build_resnet(18, in_channels=1), (b for b in ints), ints, config, progress=False)
+
+
+class _Loader:
+    """A loader as a user's DataLoader is to fit: a length, a fresh iteration each epoch,
+    no way to rebuild a given epoch's batches; it can be made to stop as Ctrl-C would."""
+
+    def __init__(self, batches, stop_at=None):
+        self.batches_, self.stop_at, self.seen = batches, stop_at, 0
+
+    def __len__(self):
+        return len(self.batches_)
+
+    def __iter__(self):
+        for batch in self.batches_:
+            if self.seen == self.stop_at:
+                raise KeyboardInterrupt
+            self.seen += 1
+            yield batch
+
+
+def test_resuming_with_a_source_that_cannot_rebuild_its_batches_warns(tmp_path):
+    config = TrainConfig(epochs=2, resize=28, checkpoint_every=1)
+    data = _batches(count=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(build_resnet(18, in_channels=1), _Loader(data, stop_at=3), data, config,
+            run_dir=str(tmp_path / "run"), progress=False, log=lambda line: None)
+    lines = []
+    fit(build_resnet(18, in_channels=1), _Loader(data), data, config,
+        run_dir=str(tmp_path / "run"), resume=True, progress=False, log=lines.append)
+    assert any("will not be bit-identical" in line and "_Loader" in line for line in lines), lines
+    # a list of batches rebuilds every epoch: no warning
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        fit(build_resnet(18, in_channels=1), _Loader(data, stop_at=3), data, config,
+            run_dir=str(tmp_path / "again"), progress=False, log=lambda line: None)
+    fit(build_resnet(18, in_channels=1), data, data, config, run_dir=str(tmp_path / "again"),
+        resume=True, progress=False, log=lines.append)
+    assert not any("bit-identical" in line for line in lines), lines

@@ -85,3 +85,21 @@ def test_prediction_grid_marks_mistakes(test_images):
         f"{CLASS_NAMES[labels[2]]}\nx {CLASS_NAMES[predictions[2]]}")
     assert [ax.title.get_color() for i, ax in enumerate(axes[:5]) if i != 2] == ["black"] * 4
     plt.close(fig)
+
+
+def test_bad_class_indexes_and_batches_are_refused(trained):
+    X = np.zeros((2, 1, 64, 64), np.float32)
+    assert grad_cam(trained, X, [0, 9]).shape == (2, 64, 64)
+    for index in ([10, 1], [-1, 1]):  # before: all-zero maps
+        with pytest.raises(ValueError, match=r"is not a class of the net: it has 10 outputs"):
+            grad_cam(trained, X, index)
+    with pytest.raises(TypeError, match="whole class numbers"):  # before: truncated
+        grad_cam(trained, X, [1.7, 2.0])
+    with pytest.raises(ValueError, match="initialised for 1-channel input but got 3"):
+        grad_cam(trained, np.zeros((2, 3, 64, 64), np.float32))
+    for f in (grad_cam, feature_maps):
+        with pytest.raises(ValueError, match="at least one image"):
+            f(trained, np.zeros((0, 1, 64, 64), np.float32))
+    bf16, _ = load_pretrained(dtype="bfloat16")
+    with pytest.raises(TypeError, match="expected the sequential net"):
+        grad_cam(bf16, X)

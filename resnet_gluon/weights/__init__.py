@@ -2,19 +2,22 @@
 
 This folder holds one trained ResNet-18: ``resnet18_fashion_mnist.params`` (float16, half
 the bytes) and ``resnet18_fashion_mnist.json`` (its architecture record, input size, class
-names, the SHA-256 of the parameters and where they came from).  This module only finds,
-reads and verifies the two files; it imports nothing above :mod:`resnet_gluon._checks`, so
-that :func:`resnet_gluon.build_resnet18` (``pretrained=True``) can use it without the model
-importing the rest of the package.  :mod:`resnet_gluon.pretrained` is the public face:
-``load_pretrained`` (the net, its input size and class names) and ``pack_pretrained``.
+names, the SHA-256 of the parameters, where they came from, and the SHA-256 of all that).
+This module only finds, reads and verifies the two files; it imports nothing above
+:mod:`resnet_gluon._checks`, so that :func:`resnet_gluon.build_resnet18` (``pretrained=True``)
+can use it without the model importing the rest of the package.
+:mod:`resnet_gluon.pretrained` is the public face: ``load_pretrained`` (the net, its input
+size and class names) and ``pack_pretrained``.
 """
+import hashlib
 import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
 from .._checks import sha256
 
-__all__ = ["WEIGHTS_DIR", "WEIGHTS_NAME", "files", "read_description", "verified"]
+__all__ = ["WEIGHTS_DIR", "WEIGHTS_NAME", "files", "read_description", "description_digest",
+           "verified"]
 
 #: Where the shipped weights live (package data: wheels and editable installs carry it).
 WEIGHTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -52,7 +55,22 @@ def read_description(directory: Optional[str] = None) -> Dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{meta} is not the description pack_pretrained writes ({err}); "
                          f"{_REINSTALL}.") from None
+    # The description says how to build and feed the net: an edit to it (another depth,
+    # input size or class order) would give wrong answers, so it is checksummed too.
+    if values.get("description_sha256") != description_digest(values):
+        raise ValueError(f"{meta} is corrupt or altered: its content does not match its "
+                         f"description_sha256. Reinstall resnet_gluon.")
+    if not isinstance(values.get("source"), dict):
+        raise ValueError(f"{meta} is not the description pack_pretrained writes (its source "
+                         f"is not an object); {_REINSTALL}.")
     return values
+
+
+def description_digest(values: Dict[str, Any]) -> str:
+    """The SHA-256 of a description's content (all but its ``description_sha256``), as hex."""
+    body = {k: v for k, v in values.items() if k != "description_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def verified(directory: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
