@@ -1,6 +1,7 @@
 """Predict on image files with a net trained for a few steps on real Fashion-MNIST."""
 import json
 import os
+import signal
 import time
 
 import numpy as np
@@ -159,9 +160,18 @@ def test_truncated_or_fake_image_files_are_refused_not_guessed_at(tmp_path, test
 
 def test_a_fifo_or_a_device_is_named_and_not_read(tmp_path):
     os.mkfifo(tmp_path / "f.png")  # opening it would block until a writer came
-    for path in (str(tmp_path / "f.png"), "/dev/zero"):
-        with pytest.raises(ValueError, match="not a regular file"):
-            read_image(path)
+
+    def stuck(*_):
+        raise TimeoutError("read_image blocked on a FIFO or read a device for 20 s")
+    old = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(20)  # before: blocked for ever, or read /dev/zero until memory ran out
+    try:
+        for path in (str(tmp_path / "f.png"), "/dev/zero"):
+            with pytest.raises(ValueError, match="not a regular file"):
+                read_image(path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.slow
