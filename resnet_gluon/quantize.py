@@ -28,8 +28,10 @@ def calibration_images(num: int = 512, resize: int = 96, root: Optional[str] = N
     if num < 1:
         raise ValueError(f"num must be a positive number of images, got {num!r}.")
     images, _ = load_fashion_mnist("train", root)
-    pick = np.random.default_rng(seed).choice(len(images), size=min(num, len(images)),
-                                              replace=False)
+    if num > len(images):  # else "calibrated on N images" would claim more than were used
+        raise ValueError(f"num must be at most the {len(images):,} training images, got "
+                         f"{num:,}; 512 is plenty for min/max calibration.")
+    pick = np.random.default_rng(seed).choice(len(images), size=num, replace=False)
     return resize_batch(images[np.sort(pick)], resize)
 
 

@@ -120,8 +120,9 @@ def train_step(net: gluon.Block, trainer: gluon.Trainer, loss_fn: Callable, X: n
         A label is not a class of the net's outputs; no update was applied.
     """
     xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
-    # Labels of any numeric type (int32 from a user's loader) are class indices.
-    ys = gluon.utils.split_and_load(y.astype("float32", copy=False), ctxs, even_split=False)
+    # Labels of any numeric type (int32 from a user's loader) are class indices, given to
+    # the loss in the type of the data (float32, or float64 for a float64 net).
+    ys = gluon.utils.split_and_load(y.astype(X.dtype, copy=False), ctxs, even_split=False)
     with autograd.record():
         outs = [net(xp) for xp in xs]
         losses = [loss_fn(o, yp).sum() for o, yp in zip(outs, ys)]

@@ -133,3 +133,9 @@ def test_every_calibration_image_is_used(nets, monkeypatch):
     monkeypatch.setattr(mxq, "quantize_net_v2", quantize_net_v2)
     quantize(nets[0], calibration_images(100, nets[2].resize))
     assert seen["images"] == 100
+
+
+def test_more_calibration_images_than_there_are_is_refused():
+    # Before: 60,000 used and "calibrated on 100000 training images" printed.
+    with pytest.raises(ValueError, match="at most the 60,000 training images, got 100,000"):
+        calibration_images(100_000, 28)
