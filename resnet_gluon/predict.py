@@ -8,11 +8,7 @@ very resize of training (:func:`resnet_gluon.data.resize_batch`).  A 28x28
 gray file, such as one written from the Fashion-MNIST test set, is used as is.
 """
 import dataclasses
-import io
 import os
-import stat
-import struct
-import warnings
 from typing import List, Sequence, Tuple
 
 import mxnet as mx
@@ -20,24 +16,15 @@ import numpy as np
 from mxnet import gluon, nd
 
 from .data import resize_batch
+# The file guards are resnet_gluon.images'; their names stay importable from here.
+from .images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, read_image_file
 # load_model is also importable from here, its home before resnet_gluon.trained.
 from .trained import ModelInfo, load_model
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FILE_BYTES", "image_files", "read_image",
            "load_model", "Prediction", "predict_images", "predict_files"]
 
-#: Extensions picked up when a directory is given.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-
 _SIDE = 28  # Fashion-MNIST's native size
-
-#: The most pixels an image file may hold (Pillow's MAX_IMAGE_PIXELS guard, tighter:
-#: decoding a 40,000-pixel-square image would take gigabytes).
-MAX_PIXELS = 50_000_000
-#: The largest file read (a 50-megapixel BMP with an alpha channel is 200 MB).
-MAX_FILE_BYTES = 256 * 2**20
-#: The first bytes of the formats read: PNG, JPEG, BMP.
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
 
 
 def image_files(paths: Sequence[str]) -> List[str]:
@@ -77,9 +64,7 @@ def read_image(path: str, invert: bool = False) -> np.ndarray:
     ValueError
         The file cannot be read, is not an image, or is too large; the message names it.
     """
-    raw = _read_file(path)
-    _check_size(path, raw)
-    _check_complete(path, raw)
+    raw, _ = read_image_file(path)  # bounded, whole, not too large
     try:
         img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
     except mx.base.MXNetError:
@@ -101,75 +86,6 @@ def read_image(path: str, invert: bool = False) -> np.ndarray:
         square[top:top + th, left:left + tw] = img
         img = square
     return 255 - img if invert else img
-
-
-def _read_file(path: str) -> bytes:
-    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES` (a FIFO would block
-    for ever, a device such as /dev/zero never end)."""
-    try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise ValueError(f"{path}: not a regular file (a directory, FIFO, device or "
-                             f"socket); give an image file")
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read: {err.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ValueError(f"{path}: the file is larger than {MAX_FILE_BYTES // 2**20} MiB, "
-                         f"more than any image this reader decodes; shrink it first (the "
-                         f"net sees 28x28).")
-    return raw
-
-
-def _check_complete(path: str, raw: bytes) -> None:
-    """Refuse a file that is not a whole PNG, JPEG or BMP image.
-
-    OpenCV's decoders (behind ``mx.image.imdecode``) fill a truncated JPEG in with gray
-    and say nothing, so the file is decoded once by Pillow first, which stops at missing
-    or broken data.
-    """
-    if not raw.startswith(_SIGNATURES):
-        raise ValueError(f"{path}: not an image this library can decode "
-                         f"(expected PNG, JPEG or BMP)")
-    from PIL import Image  # Pillow comes with matplotlib
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(raw)) as im:
-                im.load()
-            return
-        except Image.UnidentifiedImageError:
-            reason = "its header is not one of a readable image"
-        except Exception as err:  # Pillow's decoders raise OSError, SyntaxError, ValueError...
-            reason = str(err) or type(err).__name__
-    raise ValueError(f"{path}: the image is truncated or corrupt ({reason})")
-
-
-def _check_size(path: str, raw: bytes) -> None:
-    """Refuse an image whose header promises more than :data:`MAX_PIXELS` pixels,
-    before anything is decoded (a small file can hold a huge image)."""
-    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:
-        # Read here: MXNet's decoder allocates what a PNG header claims even when the
-        # rest of the file is missing, and Pillow does not identify such a file.
-        w, h = struct.unpack(">II", raw[16:24])
-    else:
-        from PIL import Image  # Pillow comes with matplotlib; only the header is read
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            try:
-                with Image.open(io.BytesIO(raw)) as im:
-                    w, h = im.size
-            except Image.DecompressionBombError:
-                w = h = MAX_PIXELS  # larger still: Pillow refused to go on
-            except Exception:  # not an image Pillow knows: the decoder will say so
-                return
-    if w * h > MAX_PIXELS:
-        raise ValueError(f"{path}: the image is {w}x{h} pixels, more than the "
-                         f"{MAX_PIXELS:,} this reader decodes; shrink it first (the net "
-                         f"sees 28x28).")
 
 
 @dataclasses.dataclass

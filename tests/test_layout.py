@@ -21,7 +21,7 @@ LAYERS = [
     {"trained"},
     {"run", "distributed", "ema"},
     {"config"},
-    {"data", "checkpoint", "precision", "cpu"},
+    {"data", "folders", "images", "checkpoint", "precision", "cpu"},
     {"blocks", "model", "shapes"},
     {"weights", "_checks", "_watchdog"},
 ]

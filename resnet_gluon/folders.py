@@ -1,0 +1,206 @@
+"""Your own images: a folder of class sub-folders, decoded once into memory.
+
+The layout is that of ``gluon.data.vision.ImageFolderDataset`` and torchvision's
+``ImageFolder``: ``ROOT/CLASS/IMAGE``.  The class names are the sub-folder names, sorted as
+``ImageFolderDataset`` sorts them, and an image's label is its class's position; within a
+class, files are taken in sorted order.  PNG, JPEG and BMP files of any size, gray or colour,
+are read through :func:`resnet_gluon.images.read_image_file` (regular files only, bounded,
+decoded whole by Pillow, at most 50 megapixels), in threads (Pillow's decoders and resize
+release the GIL), shrunk or enlarged so that the shorter side is ``size``, and centre-cropped
+to ``size`` x ``size``: a set that fits in memory then gives batches as Fashion-MNIST does,
+with the same per-``(seed, epoch, batch)`` randomness.
+
+Every problem is a ``ValueError`` naming the folder or file and what to do: a missing or
+empty folder, a single class, a class folder without images, a symlink loop, a corrupt or
+truncated image (unless ``skip_bad_images``, which names each one skipped).  Files that are
+not images (by extension) are skipped and counted.
+"""
+import concurrent.futures
+import dataclasses
+import os
+import time
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .images import IMAGE_EXTENSIONS, read_image_file
+
+__all__ = ["FolderData", "list_image_folder", "load_image_folder"]
+
+#: Pillow modes without colour: their images are gray whatever else the folder holds.
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+@dataclasses.dataclass
+class FolderData:
+    """The decoded images of a folder, in the order of :func:`list_image_folder`.
+
+    Attributes
+    ----------
+    images : numpy.ndarray
+        uint8, (N, size, size) for gray images, (N, size, size, 3) for colour.
+    labels : numpy.ndarray
+        int32 (N,): positions in ``classes``.
+    classes : list of str
+        The class (sub-folder) names, sorted.
+    files : list of str
+        The file of each image.
+    ignored : list of str
+        Files skipped because they are not images (by their extension).
+    skipped : list of (str, str)
+        Images skipped as unreadable (``skip_bad_images``), with why.
+    seconds : float
+        How long decoding took.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: List[str]
+    files: List[str]
+    ignored: List[str] = dataclasses.field(default_factory=list)
+    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def channels(self) -> int:
+        """1 for gray images, 3 for colour."""
+        return 1 if self.images.ndim == 3 else 3
+
+    def channel_stats(self) -> Tuple[List[float], List[float]]:
+        """Per-channel mean and standard deviation of the pixel values / 255: what
+        normalising with this set's statistics subtracts and divides by."""
+        x = self.images.reshape(len(self.images), -1, self.channels).astype(np.float64) / 255
+        return (x.mean(axis=(0, 1)).tolist(), x.std(axis=(0, 1)).tolist())
+
+
+def _entries(path: str) -> List[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError as err:  # a symlink loop (ELOOP), no permission, gone meanwhile
+        raise ValueError(f"{path}: cannot list it ({err.strerror}).") from None
+
+
+def list_image_folder(root: str) -> Tuple[List[str], List[int], List[str], List[str]]:
+    """``(files, labels, classes, ignored)`` of an image folder, without decoding anything.
+
+    Raises
+    ------
+    ValueError
+        ``root`` is missing or not a folder, holds fewer than two class folders, or a
+        class folder holds no image; the message names it and the layout expected.
+    """
+    layout = (f"expected {root}/CLASS/IMAGE: one sub-folder per class, holding its PNG, "
+              f"JPEG or BMP files")
+    if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
+        raise ValueError(f"{root} {what}; {layout}.")
+    entries = _entries(root)
+    classes = [name for name in entries if os.path.isdir(os.path.join(root, name))]
+    if len(classes) < 2:
+        found = f"only the class folder {classes[0]!r}" if classes else "no class folders"
+        raise ValueError(f"{root} holds {found}; a classifier needs two classes or more; "
+                         f"{layout}.")
+    # Files beside the class folders (and links that lead nowhere) are not classes.
+    files, labels, ignored = [], [], [os.path.join(root, n) for n in entries if n not in classes]
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        found = 0
+        for entry in _entries(folder):
+            path = os.path.join(folder, entry)
+            if entry.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(path):
+                files.append(path)
+                labels.append(label)
+                found += 1
+            else:
+                ignored.append(path)
+        if not found:
+            raise ValueError(f"the class folder {folder} holds no PNG, JPEG or BMP file; "
+                             f"add its images or remove the folder.")
+    return files, labels, classes, ignored
+
+
+def _square(path: str, size: int) -> Tuple[np.ndarray, bool]:
+    """One file as uint8 (size, size) gray or (size, size, 3) colour, and whether it was
+    colour: the shorter side scaled to ``size``, then the centre ``size`` x ``size``."""
+    from PIL import Image
+
+    _, im = read_image_file(path)
+    colour = im.mode not in _GRAY_MODES
+    im = im.convert("RGB" if colour else "L")
+    w, h = im.size
+    scale = size / min(w, h)
+    tw, th = max(size, round(w * scale)), max(size, round(h * scale))
+    if (tw, th) != (w, h):
+        im = im.resize((tw, th), Image.BILINEAR)  # Pillow averages when it shrinks
+    left, top = (tw - size) // 2, (th - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8), colour
+
+
+def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    if channels == 3 and image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if channels == 1 and image.ndim == 3:
+        return np.asarray(Image.fromarray(image).convert("L"))  # ITU-R 601 luma, as Pillow
+    return image
+
+
+def load_image_folder(root: str, size: int, channels: Optional[int] = None,
+                      skip_bad_images: bool = False, workers: Optional[int] = None
+                      ) -> FolderData:
+    """Decode an image folder into memory (see the module's docstring).
+
+    Parameters
+    ----------
+    root : str
+        ``ROOT/CLASS/IMAGE``.
+    size : int
+        Side of the square images kept.
+    channels : {None, 1, 3}
+        None: 3 if any image is colour, else 1; 1 or 3 forces it (colour made gray by
+        Pillow's luma, gray repeated over R, G and B).
+    skip_bad_images : bool, default False
+        Skip unreadable, truncated or oversized images (each named in ``skipped``) instead
+        of stopping at them.
+    workers : int, optional
+        Decoding threads (default: the CPU count).
+
+    Raises
+    ------
+    ValueError
+        See :func:`list_image_folder`; or an image cannot be read (unless
+        ``skip_bad_images``), named with why and how many more there are.
+    """
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (gray), 3 (colour) or None (what the images "
+                         f"are), got {channels!r}.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}.")
+    files, labels, classes, ignored = list_image_folder(root)
+    tic = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        results = list(pool.map(lambda path: _decoded(path, size), files))
+    bad = [(path, result) for path, result in zip(files, results) if isinstance(result, str)]
+    if bad and not skip_bad_images:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"{bad[0][1]}{more}. Fix or remove it, or skip such files with "
+                         f"--skip-bad-images.")
+    keep = [i for i, result in enumerate(results) if not isinstance(result, str)]
+    if channels is None:
+        channels = 3 if any(results[i][1] for i in keep) else 1
+    emptied = sorted(set(labels) - {labels[i] for i in keep})
+    if emptied:
+        raise ValueError(f"every image of the class {classes[emptied[0]]!r} was skipped as "
+                         f"unreadable; the class would have none to learn from.")
+    images = np.stack([_as_channels(results[i][0], channels) for i in keep])
+    return FolderData(images, np.asarray([labels[i] for i in keep], dtype=np.int32), classes,
+                      [files[i] for i in keep], ignored, bad, time.time() - tic)
+
+
+def _decoded(path: str, size: int):
+    """:func:`_square` of the file, or the ``ValueError``'s words when it cannot be read."""
+    try:
+        return _square(path, size)
+    except ValueError as err:
+        return str(err)

@@ -1,0 +1,110 @@
+"""Your own images: a folder of class sub-folders (real Fashion-MNIST images written as files),
+read as MXNet's ImageFolderDataset reads it, decoded once, and bad folders named."""
+import os
+
+import numpy as np
+import pytest
+from mxnet import gluon
+from PIL import Image
+
+from resnet_gluon.folders import list_image_folder, load_image_folder
+
+CLASSES = ["ankle boot", "bag", "t-shirt"]  # sorted, one with a space
+
+
+@pytest.fixture
+def folder(tmp_path, test_images):
+    """ROOT/CLASS/IMAGE.png: 4 real test images of each of three classes, plus a note."""
+    images, labels = test_images
+    root = tmp_path / "data"
+    for name, label in zip(CLASSES, (9, 8, 0)):
+        (root / name).mkdir(parents=True)
+        for i, index in enumerate(np.flatnonzero(labels == label)[:4]):
+            Image.fromarray(images[index]).save(root / name / f"{i}.png")
+    (root / "bag" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_the_folder_is_read_as_image_folder_dataset_reads_it(folder, test_images):
+    files, labels, classes, ignored = list_image_folder(str(folder))
+    with pytest.warns(UserWarning, match="Ignoring .*notes.txt"):  # MXNet skips it too
+        theirs = gluon.data.vision.ImageFolderDataset(str(folder))
+    assert classes == theirs.synsets == CLASSES
+    assert [(f, l) for f, l in zip(files, labels)] == [(f, l) for f, l in theirs.items]
+    assert ignored == [str(folder / "bag" / "notes.txt")]
+    data = load_image_folder(str(folder), 28)
+    assert data.images.shape == (12, 28, 28) and data.images.dtype == np.uint8
+    assert data.channels == 1 and data.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    images, labels = test_images
+    first_boot = images[np.flatnonzero(labels == 9)[0]]
+    np.testing.assert_array_equal(data.images[0], first_boot)  # 28x28 kept as it is
+    mean, std = data.channel_stats()
+    assert len(mean) == 1 and 0 < mean[0] < 1 and 0 < std[0] < 1
+
+
+def test_sizes_and_colours_become_squares_of_one_kind(folder):
+    wide = np.asarray(Image.open(folder / "bag" / "0.png").resize((112, 56)))
+    Image.fromarray(wide).save(folder / "bag" / "wide.png")
+    tint = np.stack([wide, wide // 2, np.zeros_like(wide)], axis=2)  # an orange bag
+    Image.fromarray(tint).save(folder / "bag" / "tinted.jpg", quality=95)
+    data = load_image_folder(str(folder), 32)
+    assert data.images.shape == (14, 32, 32, 3) and data.channels == 3  # one colour image
+    gray = data.images[0]
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    tinted = data.images[data.files.index(str(folder / "bag" / "tinted.jpg"))]
+    assert tinted[..., 0].mean() > 1.5 * tinted[..., 1].mean()  # still orange
+    assert load_image_folder(str(folder), 32, channels=1).images.shape == (14, 32, 32)
+    # 112x56: the shorter side to 32 (64x32), then the centre 32x32 of it
+    expected = np.asarray(Image.fromarray(wide).resize((64, 32), Image.BILINEAR))[:, 16:48]
+    np.testing.assert_array_equal(
+        data.images[data.files.index(str(folder / "bag" / "wide.png"))][..., 0], expected)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root, "does not exist"),
+    (lambda root: (root.parent.mkdir(exist_ok=True), root.write_text("x"), root)[-1],
+     "is not a folder"),
+    (lambda root: (root.mkdir(parents=True), root)[-1], "holds no class folders"),
+    (lambda root: ((root / "only").mkdir(parents=True), root)[-1],
+     "holds only the class folder 'only'; a classifier needs two classes or more"),
+])
+def test_a_folder_that_is_not_a_data_set_is_named(tmp_path, make, message):
+    root = make(tmp_path / "x" / "data")
+    with pytest.raises(ValueError, match=message):
+        load_image_folder(str(root), 28)
+
+
+def test_a_class_without_images_and_a_symlink_loop_are_named(folder):
+    (folder / "empty").mkdir()
+    (folder / "empty" / "readme.md").write_text("no images")
+    with pytest.raises(ValueError, match=f"the class folder {folder / 'empty'} holds no PNG"):
+        load_image_folder(str(folder), 28)
+    os.remove(folder / "empty" / "readme.md")
+    os.rmdir(folder / "empty")
+    os.symlink(folder / "loop", folder / "loop")  # a link to itself: not a class
+    os.symlink(folder / "bag" / "loop.png", folder / "bag" / "loop.png")  # nor an image
+    with pytest.raises(ValueError, match=f"{folder / 'bag' / 'loop.png'}: cannot read: Too "
+                                         f"many levels of symbolic links"):
+        load_image_folder(str(folder), 28)
+    data = load_image_folder(str(folder), 28, skip_bad_images=True)
+    assert str(folder / "loop") in data.ignored and len(data.skipped) == 1
+
+
+def test_a_corrupt_image_stops_the_read_unless_bad_images_are_skipped(folder):
+    whole = (folder / "bag" / "1.png").read_bytes()
+    (folder / "bag" / "1.png").write_bytes(whole[:len(whole) // 2])
+    (folder / "t-shirt" / "été 2.jpg").write_bytes(b"\xff\xd8\xff" + bytes(10))
+    with pytest.raises(ValueError, match=r"1.png: the image is truncated or corrupt .* \(and 1 "
+                                         r"more\)\. Fix or remove it, or skip such files"):
+        load_image_folder(str(folder), 28)
+    data = load_image_folder(str(folder), 28, skip_bad_images=True)
+    assert [os.path.basename(f) for f, _ in data.skipped] == ["1.png", "été 2.jpg"]
+    assert len(data.images) == 12 - 1 and str(folder / "bag" / "1.png") not in data.files
+    assert data.labels.tolist() == [0] * 4 + [1] * 3 + [2] * 4
+
+
+def test_bad_arguments_are_named(folder):
+    with pytest.raises(ValueError, match="channels must be 1 .* got 2"):
+        load_image_folder(str(folder), 28, channels=2)
+    with pytest.raises(ValueError, match="size must be a positive integer, got 0"):
+        load_image_folder(str(folder), 0)
