@@ -15,7 +15,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from mxnet import nd
@@ -178,7 +178,8 @@ def load_fashion_mnist(split: str = "train", root: Optional[str] = None
 
 
 def resize_batch(images: np.ndarray, size: Optional[int] = None) -> nd.NDArray:
-    """uint8 images (N, H, W) as the net's input: float32 (N, 1, size, size) in [0, 1].
+    """uint8 images (N, H, W), or (N, H, W, C) in colour, as the net's input: float32
+    (N, 1 or C, size, size) in [0, 1].
 
     The book's ``Resize(size)`` then ``ToTensor()``, done on the whole batch
     in one operator call: bilinear with pixel centres at half-pixel offsets
@@ -186,14 +187,15 @@ def resize_batch(images: np.ndarray, size: Optional[int] = None) -> nd.NDArray:
     levels as the book's uint8 images are, then scaled by 1/255.  It matches
     the book's transform to within one grey level.
     """
-    X = nd.array(images[:, None], dtype="float32")
+    X = nd.array(images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2),
+                 dtype="float32")
     if size and size != X.shape[-1]:
         X = nd.contrib.BilinearResize2D(X, height=size, width=size, align_corners=False).round()
     return X / 255
 
 
 class BatchIter:
-    """Mini-batches of ``(X, y)`` NDArrays: X float32 (B, 1, R, R) in [0, 1], y float32.
+    """Mini-batches of ``(X, y)`` NDArrays: X float32 (B, C, R, R) in [0, 1], y float32.
 
     Every random choice (order, crops, flips) comes from a generator seeded
     by ``(seed, epoch, batch)``, so any batch of any epoch can be rebuilt
@@ -205,7 +207,8 @@ class BatchIter:
     Parameters
     ----------
     images : numpy.ndarray
-        uint8 (N, 28, 28).
+        uint8 (N, H, W) gray (Fashion-MNIST: (N, 28, 28)) or (N, H, W, C) colour
+        (:func:`resnet_gluon.folders.load_image_folder`).
     labels : numpy.ndarray
         (N,) integer labels.
     batch_size : int
@@ -226,11 +229,16 @@ class BatchIter:
     num_parts, part_index : int, default 1, 0
         Take only every ``num_parts``-th example of each epoch's order,
         starting at ``part_index``: one worker's shard in distributed training.
+    normalize : (sequence of float, sequence of float), optional
+        Per-channel ``(mean, std)`` of the pixel values / 255 (a training set's,
+        :meth:`resnet_gluon.folders.FolderData.channel_stats`): each batch becomes
+        ``(X - mean) / std`` after resizing.  None (the book): values stay in [0, 1].
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int,
                  shuffle: bool = False, resize: Optional[int] = None, augment: bool = False,
-                 seed: int = 0, num_parts: int = 1, part_index: int = 0, erase: float = 0.0):
+                 seed: int = 0, num_parts: int = 1, part_index: int = 0, erase: float = 0.0,
+                 normalize: Optional[Tuple[Sequence[float], Sequence[float]]] = None):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
         POSITIVE_INT.check("batch_size", batch_size)
@@ -241,6 +249,7 @@ class BatchIter:
         self.batch_size, self.shuffle, self.resize = batch_size, shuffle, resize
         self.augment, self.erase, self.seed = augment, erase, seed
         self.num_parts, self.part_index = num_parts, part_index
+        self.normalize = _normalizer(normalize, 1 if images.ndim == 3 else images.shape[3])
         self._epoch = 0
 
     @property
@@ -258,8 +267,8 @@ class BatchIter:
         return order[self.part_index::self.num_parts]
 
     def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n, h, w = batch.shape
-        padded = np.pad(batch, ((0, 0), (2, 2), (2, 2)))
+        n, h, w = batch.shape[:3]
+        padded = np.pad(batch, ((0, 0), (2, 2), (2, 2)) + ((0, 0),) * (batch.ndim - 3))
         dy, dx = rng.integers(0, 5, size=n), rng.integers(0, 5, size=n)
         rows = dy[:, None] + np.arange(h)[None, :]
         cols = dx[:, None] + np.arange(w)[None, :]
@@ -271,7 +280,7 @@ class BatchIter:
     def _erase(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # Vectorised over the batch: one rectangle per image, drawn as in
         # Zhong et al. (area 0.02-0.4 of the image, aspect 0.3-3.3).
-        n, h, w = batch.shape
+        n, h, w = batch.shape[:3]
         area = rng.uniform(0.02, 0.4, n) * h * w
         aspect = rng.uniform(0.3, 1 / 0.3, n)
         eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(int)
@@ -282,6 +291,8 @@ class BatchIter:
         rows = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
         cols = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
         mask = rows[:, :, None] & cols[:, None, :] & (rng.random(n) < self.erase)[:, None, None]
+        if batch.ndim == 4:  # the rectangle covers every channel of its pixels
+            mask = mask[..., None]
         noise = rng.integers(0, 256, size=batch.shape, dtype=np.uint8)
         return np.where(mask, noise, batch)
 
@@ -295,12 +306,26 @@ class BatchIter:
                 images = self._augment(images, np.random.default_rng([self.seed, epoch, b, 1]))
             if self.erase:
                 images = self._erase(images, np.random.default_rng([self.seed, epoch, b, 2]))
-            yield resize_batch(images, self.resize), nd.array(self.labels[idx], dtype="float32")
+            yield (self.normalize(resize_batch(images, self.resize)),
+                   nd.array(self.labels[idx], dtype="float32"))
 
     def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
         # Plain iteration (d2lzh.train_ch5, a user's loop) moves on an epoch each time.
         epoch, self._epoch = self._epoch, self._epoch + 1
         return self.batches(epoch)
+
+
+def _normalizer(stats: Optional[Tuple[Sequence[float], Sequence[float]]], channels: int):
+    """``X -> (X - mean) / std`` per channel, or ``X -> X`` without ``stats``."""
+    if stats is None:
+        return lambda X: X
+    mean, std = (np.asarray(v, dtype=np.float32).reshape(-1) for v in stats)
+    if mean.shape != (channels,) or std.shape != (channels,) or not (std > 0).all():
+        raise ValueError(f"normalize must be (mean, std) with one value per channel ("
+                         f"{channels}) and std > 0, got {stats!r}.")
+    mean_nd = nd.array(mean.reshape(1, -1, 1, 1))
+    std_nd = nd.array(std.reshape(1, -1, 1, 1))
+    return lambda X: nd.broadcast_div(nd.broadcast_sub(X, mean_nd), std_nd)
 
 
 #: The validation split's own random stream (apart from the order's and augmentation's): the

@@ -186,3 +186,38 @@ def test_the_validation_split_is_held_out_of_training_and_fixed_by_the_seed():
 def test_a_validation_split_that_leaves_too_little_to_train_on_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_splits(64, **kwargs)
+
+
+def test_colour_images_batch_as_gray_ones_do_channel_by_channel():
+    images, labels = load_fashion_mnist("test")
+    gray, labels = images[:96], labels[:96]
+    colour = np.repeat(gray[..., None], 3, axis=3)  # (N, H, W, 3)
+    colour[..., 1] //= 2  # channels that differ, so that their order shows
+    X = data.resize_batch(colour[:4], 56)
+    assert X.shape == (4, 3, 56, 56)
+    np.testing.assert_array_equal(X[:, 0].asnumpy(),
+                                  data.resize_batch(gray[:4], 56)[:, 0].asnumpy())
+    np.testing.assert_array_equal(X[:, 1].asnumpy(),
+                                  data.resize_batch(gray[:4] // 2, 56)[:, 0].asnumpy())
+    # The same seed, the same shifts and flips, whatever the channels.
+    kwargs = dict(batch_size=32, shuffle=True, resize=40, augment=True, seed=3)
+    for (a, ya), (b, yb) in zip(BatchIter(gray, labels, **kwargs).batches(1),
+                                BatchIter(colour, labels, **kwargs).batches(1)):
+        assert b.shape == (32, 3, 40, 40)
+        np.testing.assert_array_equal(a[:, 0].asnumpy(), b[:, 0].asnumpy())
+        np.testing.assert_array_equal(ya.asnumpy(), yb.asnumpy())
+    erased = next(BatchIter(colour, labels, 32, erase=1.0, seed=1).batches(0))[0]
+    assert erased.shape == (32, 3, 28, 28)
+    rebuilt = next(BatchIter(colour, labels, 32, erase=1.0, seed=1).batches(0))[0]
+    np.testing.assert_array_equal(erased.asnumpy(), rebuilt.asnumpy())
+
+
+def test_batches_are_normalised_with_the_statistics_given():
+    images, labels = load_fashion_mnist("test")
+    plain = next(BatchIter(images[:64], labels[:64], 64).batches(0))[0].asnumpy()
+    mean, std = [0.286], [0.353]
+    normed = next(BatchIter(images[:64], labels[:64], 64, normalize=(mean, std)).batches(0))[0]
+    np.testing.assert_allclose(normed.asnumpy(), (plain - 0.286) / 0.353, rtol=1e-5, atol=1e-6)
+    for bad in (([0.5, 0.5], [0.2, 0.2]), ([0.5], [0.0])):
+        with pytest.raises(ValueError, match=r"one value per channel \(1\) and std > 0"):
+            BatchIter(images[:64], labels[:64], 64, normalize=bad)

@@ -108,3 +108,21 @@ def test_bad_arguments_are_named(folder):
         load_image_folder(str(folder), 28, channels=2)
     with pytest.raises(ValueError, match="size must be a positive integer, got 0"):
         load_image_folder(str(folder), 0)
+
+
+def test_a_colour_folder_gives_normalised_batches(folder):
+    from resnet_gluon.data import BatchIter
+
+    tint = np.asarray(Image.open(folder / "bag" / "0.png"))
+    Image.fromarray(np.stack([tint, tint // 2, tint // 4], axis=2)).save(folder / "bag" / "c.png")
+    data = load_image_folder(str(folder), 32)
+    mean, std = data.channel_stats()
+    assert len(mean) == 3 and mean[0] > mean[1] > mean[2]  # the tinted bag is in them
+    batches = BatchIter(data.images, data.labels, 8, shuffle=True, augment=True,
+                        normalize=(mean, std))
+    X, y = next(batches.batches(0))
+    assert X.shape == (8, 3, 32, 32) and len(batches) == 2
+    whole = np.concatenate([X.asnumpy() for X, _ in BatchIter(
+        data.images, data.labels, 13, normalize=(mean, std)).batches(0)])
+    np.testing.assert_allclose(whole.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(whole.std(axis=(0, 2, 3)), 1, atol=1e-4)
