@@ -84,7 +84,14 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     data = mx.io.NDArrayIter(data=calib, batch_size=batch, last_batch_handle="pad",
                              data_name="data")
     failures = []  # what MXNet's calibration callbacks raised (Python only reports them)
-    hook, sys.unraisablehook = sys.unraisablehook, lambda u: failures.append(u.exc_value)
+    hook = sys.unraisablehook
+
+    def catch(unraisable):
+        if isinstance(unraisable.exc_value, mx.base.MXNetError):
+            failures.append(unraisable.exc_value)
+        else:  # not ours to judge
+            hook(unraisable)
+    sys.unraisablehook = catch
     try:
         with warnings.catch_warnings():  # MXNet's own notes on inferring the types of weights
             warnings.simplefilter("ignore", UserWarning)
@@ -94,12 +101,10 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     finally:
         sys.unraisablehook = hook
     if failures:
-        reason = failures[0]
-        reason = mxnet_reason(reason) if isinstance(reason, mx.base.MXNetError) else reason
         raise RuntimeError(f"INT8 calibration could not read {len(failures)} layer outputs "
-                           f"(MXNet: {reason}), so its thresholds would rest on part of the "
-                           f"{calib.shape[0]} images; no INT8 net was made. Evaluate in "
-                           f"float32, or train at a larger --resize.")
+                           f"(MXNet: {mxnet_reason(failures[0])}), so its thresholds would "
+                           f"rest on part of the {calib.shape[0]} images; no INT8 net was "
+                           f"made. Evaluate in float32, or train at a larger --resize.")
     qnet.hybridize(static_alloc=True, static_shape=True)
     return qnet
 
