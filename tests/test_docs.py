@@ -105,7 +105,8 @@ def test_the_readmes_model_code_runs_as_written(tmp_path):
 
 @pytest.mark.slow
 def test_the_training_pages_script_runs_as_written(tmp_path):
-    (block,) = _python_blocks(os.path.join(ROOT, "docs", "training.md"))
+    (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "training.md"))
+                if "fit(net" in b]
     result = _run(block.replace('"runs/mine"', '"runs/mine", progress=False'), tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^epoch 2, loss ", result.stdout, re.M), result.stdout
@@ -118,3 +119,12 @@ def test_the_deploy_pages_int8_code_runs_as_written(tmp_path):
     result = _run(block + "\nprint(type(int8).__name__, info.resize)", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "SymbolBlock 64"
+
+
+def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
+    (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "training.md"))
+                if "init_from" in b]
+    result = _run(block, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "the 1-channel stem widened to 3 channels" in result.stdout
+    assert "9.weight: new, (5, 512)" in result.stdout

@@ -17,7 +17,8 @@ UNDER_MODEL = {"_checks", "weights"}
 #: The layers of docs/architecture.md, top first: a module imports its own layer or below.
 LAYERS = [
     {"__main__", "cli"},
-    {"train", "evaluate", "quantize", "export", "predict", "pretrained", "visualize", "launch"},
+    {"train", "evaluate", "quantize", "export", "predict", "pretrained", "visualize", "launch",
+     "finetune"},
     {"trained"},
     {"run", "distributed", "ema"},
     {"config"},
