@@ -39,7 +39,7 @@ setup(
     python_requires=">=3.8",
     install_requires=_MXNET + ["numpy>=1.17,<1.24", "tqdm>=4.40", "matplotlib>=3.3"],
     extras_require={
-        "test": ["pytest>=7", "d2lzh==1.0.0", "onnx<=1.18.0", "onnxruntime"],
+        "test": ["pytest>=7", "d2lzh==1.0.0", "onnx<=1.18.0", "onnxruntime", "scikit-learn"],
         # MXNet 1.9's ONNX exporter uses onnx.mapping, removed after onnx 1.18.
         "onnx": ["onnx<=1.18.0", "onnxruntime"],
     },

@@ -65,7 +65,8 @@ class Rule:
     def parse(self, text: str) -> Any:
         """The value a command-line word stands for; ``ValueError`` saying what was expected."""
         try:
-            value = int(text) if self.kind is Integral else float(text)
+            value = text if self.kind is str else int(text) if self.kind is Integral \
+                else float(text)
         except ValueError:
             value = None
         if value is None or not self.ok(value):
@@ -79,6 +80,7 @@ ANY_INT = Rule("an integer", Integral, lambda v: True)
 POSITIVE_NUMBER = Rule("a number > 0", Real, lambda v: 0 < v < math.inf)
 NONNEGATIVE_NUMBER = Rule("a number >= 0", Real, lambda v: 0 <= v < math.inf)
 FRACTION = Rule("a number in [0, 1)", Real, lambda v: 0 <= v < 1)
+TEXT = Rule("a non-empty word", str, lambda v: bool(v.strip()))
 PROBABILITY = Rule("a probability in [0, 1]", Real, lambda v: 0 <= v <= 1,
                    message="{name} is a probability, in [0, 1]; got {value!r}.")
 

@@ -124,6 +124,9 @@ def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser
     parser.add_argument("--params", help=_PARAMS_HELP + " (default: the trained weights "
                                                "shipped in the package)")
     parser.add_argument("--data-dir", help=_DATA_HELP)
+    parser.add_argument("--data", metavar="PATH",
+                        help="for a net trained on your own images: the image folder (its "
+                             "test/ or valid/) or .rec to read (default: the run's)")
     _add_config_options(parser, ARCHITECTURE)
     _add_config_options(parser, ("dtype",), defaults=True)
     parser.add_argument("--int8", action="store_true",
@@ -139,10 +142,42 @@ def _check_lower_precision(args: argparse.Namespace) -> None:
                          f"pick one (INT8 is quantized from the float32 weights).")
 
 
+def _own_data(args: argparse.Namespace, info, key: str) -> Optional[str]:
+    """The images of a net trained on your own (``--data``, else the run's ``key`` in its
+    config.json: ``data`` or ``test_data``); None for a Fashion-MNIST net."""
+    from .run import find_run_config, read_json
+
+    if info.preprocess != "crop":
+        if args.data:
+            raise ValueError(f"--data {args.data}: this net was trained on Fashion-MNIST "
+                             f"(its images are found by --data-dir); drop --data.")
+        return None
+    if args.data:
+        return args.data
+    params = getattr(args, "params", None)
+    config = find_run_config(params) if params and os.path.isfile(params) else None
+    path = read_json(config).get(key) if config else None
+    if not path:
+        why = f"its run has no {key}" if config else "no run config.json names them"
+        raise ValueError(f"this net was trained on your own images and {why}; give --data "
+                         f"PATH (an image folder or .rec of its classes).")
+    if not os.path.exists(path):
+        raise ValueError(f"{path}, the data the run recorded, is not there any more; give "
+                         f"--data PATH.")
+    return path
+
+
 def _quantized(net, info, args):
     from .quantize import calibration_images, quantize
 
-    return quantize(net, calibration_images(args.calib_images, info.resize, args.data_dir))
+    own = _own_data(args, info, "data")
+    if own is None:
+        calib = calibration_images(args.calib_images, info.resize, args.data_dir)
+    else:
+        from .recordio import own_calibration_images
+
+        calib = own_calibration_images(own, info, args.calib_images)
+    return quantize(net, calib)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_shapes, _add_train, _add_evaluate, _add_export, _add_predict, _add_launch,
-                _add_info):
+    for add in (_add_shapes, _add_train, _add_evaluate, _add_export, _add_predict, _add_pack,
+                _add_launch, _add_info):
         add(sub)
     return parser
 
@@ -205,6 +240,18 @@ def _add_train(sub) -> None:
                             "weight average, 16 epochs; see docs/training.md) (book)")
     _add_config_options(group, _RECIPE)
     p.add_argument("--data-dir", help=_DATA_HELP + " (on --resume, the run's)")
+    own = p.add_argument_group("your own images (instead of Fashion-MNIST)")
+    own.add_argument("--data", metavar="PATH",
+                     help="an image folder (CLASS/IMAGE, or train/ and test/ or valid/ of "
+                          "them, the book's layout) or a RecordIO file written by 'pack' "
+                          "(X.rec); classes, channels and normalisation come from it")
+    own.add_argument("--test-data", metavar="PATH",
+                     help="the test folder or .rec (default: the layout's test/ or valid/; "
+                          "without one, hold images out with --val-split)")
+    own.add_argument("--channels", type=int, choices=(1, 3),
+                     help="1: gray, 3: colour (default: 3 if any image is colour)")
+    own.add_argument("--skip-bad-images", action="store_true", default=None,
+                     help="skip unreadable images, naming each, instead of stopping")
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
     p.add_argument("--resume", action="store_true",
@@ -219,9 +266,11 @@ def _add_train(sub) -> None:
 
 
 #: Settings of ``train`` outside the recipe, recorded in config.json: (option, default).
-_RUN_SETTINGS = {"recipe": "book", "ctx": "cpu:0", "kvstore": "device", "data_dir": None}
-#: Those a resumed run must keep: another recipe, device split or store changes the numbers.
-_FIXED_ON_RESUME = ("recipe", "ctx", "kvstore")
+_RUN_SETTINGS = {"recipe": "book", "ctx": "cpu:0", "kvstore": "device", "data_dir": None,
+                 "data": None, "test_data": None, "channels": None, "skip_bad_images": None}
+#: Those a resumed run must keep: another recipe, device split, store or data changes the
+#: numbers.
+_FIXED_ON_RESUME = ("recipe", "ctx", "kvstore", "data", "test_data", "channels")
 
 
 def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, Any]]:
@@ -230,6 +279,9 @@ def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, An
     from .run import CONFIG_FILE, read_config
 
     values, settings = TrainConfig().to_dict(), dict(_RUN_SETTINGS)
+    for key in ("data", "test_data"):  # recorded whole: evaluate may run from elsewhere
+        if getattr(args, key):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
     if not args.resume:
         values.update(RECIPES[args.recipe or "book"])
     if args.resume:
@@ -252,27 +304,54 @@ def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, An
     return TrainConfig.from_dict(values), settings
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    """Train a ResNet on the real Fashion-MNIST. With no options: the book's recipe (lr
-    0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).
-    """
+def _training_data(config: TrainConfig, settings: Dict[str, Any], num_parts: int,
+                   part_index: int):
+    """``(splits, config, recorded)``: the run's batches; the config with the classes and
+    channels of the data; what config.json records of the data beside the settings."""
     from .data import load_splits
+
+    common = dict(augment=config.augment, seed=config.seed, num_parts=num_parts,
+                  part_index=part_index, erase=config.random_erasing, val_split=config.val_split,
+                  limit_train=config.limit_train, limit_test=config.limit_test)
+    batch_size = config.batch_size // num_parts
+    if settings["data"] is None:
+        if settings["test_data"] or settings["channels"] or settings["skip_bad_images"]:
+            raise ValueError("--test-data, --channels and --skip-bad-images are for your own "
+                             "images: give --data PATH too.")
+        return load_splits(batch_size, resize=config.resize, root=settings["data_dir"],
+                           **common), config, {}
+    if settings["data_dir"]:
+        raise ValueError(f"--data {settings['data']} and --data-dir {settings['data_dir']} "
+                         f"name two data sets; give one (--data-dir is Fashion-MNIST's).")
+    from .recordio import load_own_splits
+
+    own = load_own_splits(settings["data"], batch_size, config.resize,
+                          channels=settings["channels"], test=settings["test_data"],
+                          skip_bad_images=bool(settings["skip_bad_images"]), **common)
+    if part_index == 0:
+        for note in own.notes:
+            print(note, flush=True)
+    model = dataclasses.replace(config.model, num_classes=len(own.classes),
+                                in_channels=own.channels)
+    return own.splits, dataclasses.replace(config, model=model), own.record()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a ResNet on the real Fashion-MNIST, or on your own images (--data). With no
+    options: the book's recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).
+    """
     from .train import fit, make_kvstore
 
     config, settings = _train_settings(args)
     ctxs = parse_ctx(settings["ctx"])
-    spec = config.model
     out = args.out or os.path.join(
-        "runs", f"resnet{spec.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
+        "runs", f"resnet{config.model.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
     kvstore, part_index, num_parts = make_kvstore(settings["kvstore"])
     if config.batch_size % num_parts:
         raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
                          f"{num_parts} workers; use a multiple of {num_parts}.")
-    data = load_splits(
-        config.batch_size // num_parts, resize=config.resize, root=settings["data_dir"],
-        limit_train=config.limit_train, limit_test=config.limit_test,
-        augment=config.augment, seed=config.seed, num_parts=num_parts, part_index=part_index,
-        erase=config.random_erasing, val_split=config.val_split)
+    data, config, recorded = _training_data(config, settings, num_parts, part_index)
+    spec = config.model
     net = spec.build()
     if part_index == 0:
         print(f"training ResNet-{spec.depth}"
@@ -285,7 +364,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, progress=not args.no_progress, hybridize=not args.no_hybridize,
         log=lambda line: print(line if part_index == 0 else f"[worker {part_index}] {line}",
                                flush=True),
-        extra_config=settings, val_data=data.val)
+        extra_config={**settings, **recorded}, val_data=data.val)
     return 0
 
 
@@ -337,6 +416,14 @@ def _evaluation_data(args: argparse.Namespace, info):
     to name them."""
     from .data import BatchIter, load_fashion_mnist, split_validation
 
+    own = _own_data(args, info, "data" if args.val_split else "test_data")
+    if own is not None:
+        from .recordio import own_eval_batches
+
+        data = own_eval_batches(own, info, args.batch_size, args.val_split, args.seed,
+                                args.limit_test)
+        held = f" validation images held out with seed {args.seed}" if args.val_split else ""
+        return data, f"{held or ' images'} of {own}"
     if args.val_split:
         split = f" validation images held out with seed {args.seed}"
         *_, images, labels = split_validation(*load_fashion_mnist("train", args.data_dir),
@@ -416,7 +503,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     file in onnxruntime on real test images and reports the largest difference from MXNet's
     output.
     """
-    from .export import export_onnx, export_symbol, onnx_max_abs_diff
+    from .export import export_onnx, export_symbol, onnx_difference
 
     _check_lower_precision(args)
     if args.dtype != "float32" and args.format != "symbol":
@@ -433,18 +520,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
     path = export_onnx(net, args.out, info)
-    print(f"wrote {path} (input 'data': N x 1 x {info.resize} x {info.resize}, N dynamic)")
+    c, r = info.model.in_channels, info.resize
+    print(f"wrote {path} (input 'data': N x {c} x {r} x {r}, N dynamic; "
+          f"its metadata says how an image becomes it)")
     if args.check_images <= 0:
         return 0
-    from .data import load_fashion_mnist, resize_batch
-
-    images, _ = load_fashion_mnist("test", args.data_dir)
-    X = resize_batch(images[:args.check_images], info.resize)
-    diff = onnx_max_abs_diff(path, net, X)
-    ok = diff <= 1e-4
-    print(f"onnxruntime vs MXNet on {X.shape[0]} Fashion-MNIST test images: max abs "
-          f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit 1e-4)")
+    X, which = _check_images(args, info)
+    diff, largest = onnx_difference(path, net, X)
+    limit = 1e-4 * max(1.0, largest)  # float32 rounding grows with the outputs
+    ok = diff <= limit
+    print(f"onnxruntime vs MXNet on {X.shape[0]} {which}: max abs "
+          f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit {limit:.1e}, 1e-4 of "
+          f"the largest output, at least 1)")
     return 0 if ok else 1
+
+
+def _check_images(args: argparse.Namespace, info):
+    """The first ``--check-images`` test images as the net's input, and whose they are."""
+    import numpy as np
+    from mxnet import nd
+
+    own = _own_data(args, info, "test_data")
+    if own is None:
+        from .data import load_fashion_mnist
+
+        images, _ = load_fashion_mnist("test", args.data_dir)
+        return info.prepare(images[:args.check_images]), "Fashion-MNIST test images"
+    from .recordio import own_eval_batches
+
+    X = []
+    for batch, _ in own_eval_batches(own, info, min(args.check_images, 256)):
+        X.append(batch.asnumpy())
+        if sum(len(x) for x in X) >= args.check_images:
+            break
+    return nd.array(np.concatenate(X)[:args.check_images]), f"test images of {own}"
 
 
 # --------------------------------------------------------------------------- predict
@@ -489,6 +598,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"file": path, "error": message}))
         print(f"resnet-gluon predict: error: {message}", file=sys.stderr)
     return 1 if errors else 0
+
+
+# --------------------------------------------------------------------------- pack
+
+def _add_pack(sub) -> None:
+    p = _command(sub, "pack", _cmd_pack,
+                 help="write an image folder as MXNet RecordIO (PREFIX.rec, .idx, .json)")
+    p.add_argument("folder", metavar="DIR", help="an image folder: DIR/CLASS/IMAGE")
+    p.add_argument("prefix", metavar="PREFIX", help="path prefix of the files written")
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    """Check every image of DIR whole, then write PREFIX.rec and PREFIX.idx (im2rec's format:
+    the label and the file's bytes) and PREFIX.json (class names, channels, mean and std),
+    for 'train --data PREFIX.rec', which streams it through MXNet's ImageRecordIter. Pack a
+    test folder the same way and pass it as --test-data.
+    """
+    from .recordio import pack
+
+    info = pack(args.folder, args.prefix, log=_warn)
+    print(f"wrote {args.prefix}.rec, {args.prefix}.idx and {args.prefix}.json: "
+          f"{info['count']:,} images of {len(info['classes'])} classes "
+          f"({'gray' if info['channels'] == 1 else 'colour'})")
+    return 0
 
 
 # --------------------------------------------------------------------------- launch

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import mxnet as mx
 
 from ._checks import (ANY_INT, FRACTION, NONNEGATIVE_INT, NONNEGATIVE_NUMBER, POSITIVE_INT,
-                      POSITIVE_NUMBER, PROBABILITY, Rule, check_fields, knob)
+                      POSITIVE_NUMBER, PROBABILITY, TEXT, Rule, check_fields, knob)
 from .model import ResNetSpec
 from .precision import DTYPES
 
@@ -89,6 +89,12 @@ class TrainConfig:
     dtype : {'float32', 'bfloat16'}
         The compute type; weights, their updates and the saved files stay float32
         (see :mod:`resnet_gluon.precision`).
+    init : str or None
+        Start from trained weights (fine-tuning, :func:`resnet_gluon.finetune.init_from`):
+        ``'pretrained'`` (the shipped ones) or a run's ``model.params``; None: Xavier.
+    lr_body : float
+        With ``init``: the learning-rate factor of every layer but the output one
+        (0 freezes them).
     """
 
     model: ResNetSpec = dataclasses.field(default_factory=ResNetSpec)
@@ -122,6 +128,12 @@ class TrainConfig:
                                  POSITIVE_INT, metavar="N")
     dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
                                  "the CPU's AMX tiles where it has them", choices=DTYPES)
+    init: Optional[str] = knob(None, "start from trained weights: 'pretrained' (the shipped "
+                                     "ones) or RUN_DIR/model.params; a new output layer when "
+                                     "the classes differ, a gray stem widened for colour",
+                               TEXT, optional=True, metavar="WEIGHTS")
+    lr_body: float = knob(1.0, "with --init: learning-rate factor of all but the output "
+                               "layer; 0 freezes them", NONNEGATIVE_NUMBER, metavar="F")
 
     def __post_init__(self):
         if not isinstance(self.model, ResNetSpec):
@@ -129,6 +141,10 @@ class TrainConfig:
                             f"model=ResNetSpec(depth=..., ...), or use TrainConfig.from_dict "
                             f"with flat keys (depth=34).")
         check_fields(self)
+        if self.lr_body != 1.0 and self.init is None:
+            raise ValueError(f"lr_body {self.lr_body!r} scales the learning rate of the "
+                             f"layers --init loads; give --init pretrained (or a run's "
+                             f"model.params), or drop --lr-body.")
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}], got "
                              f"{self.warmup_epochs!r}.")

@@ -24,7 +24,8 @@ from ._checks import NONNEGATIVE_INT, POSITIVE_INT, PROBABILITY
 
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
            "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
-           "split_validation", "Splits", "load_splits", "load_data_fashion_mnist"]
+           "normalizer", "split_validation", "hold_out", "Splits", "load_splits",
+           "load_data_fashion_mnist"]
 
 #: The ten classes, in label order (as ``d2lzh.get_fashion_mnist_labels``).
 CLASS_NAMES: Tuple[str, ...] = ("t-shirt", "trouser", "pullover", "dress", "coat",
@@ -249,7 +250,7 @@ class BatchIter:
         self.batch_size, self.shuffle, self.resize = batch_size, shuffle, resize
         self.augment, self.erase, self.seed = augment, erase, seed
         self.num_parts, self.part_index = num_parts, part_index
-        self.normalize = _normalizer(normalize, 1 if images.ndim == 3 else images.shape[3])
+        self.normalize = normalizer(normalize, 1 if images.ndim == 3 else images.shape[3])
         self._epoch = 0
 
     @property
@@ -315,8 +316,9 @@ class BatchIter:
         return self.batches(epoch)
 
 
-def _normalizer(stats: Optional[Tuple[Sequence[float], Sequence[float]]], channels: int):
-    """``X -> (X - mean) / std`` per channel, or ``X -> X`` without ``stats``."""
+def normalizer(stats: Optional[Tuple[Sequence[float], Sequence[float]]], channels: int):
+    """``X -> (X - mean) / std`` per channel (``stats``: ``(mean, std)``, one value per
+    channel), or ``X -> X`` without ``stats``."""
     if stats is None:
         return lambda X: X
     mean, std = (np.asarray(v, dtype=np.float32).reshape(-1) for v in stats)
@@ -351,11 +353,30 @@ def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: i
 
 
 class Splits(NamedTuple):
-    """The three iterators of a run; ``val`` is None without a validation split."""
+    """The three iterators of a run; ``val`` is None without a validation split, ``test``
+    None for an image folder without a test folder."""
 
     train: BatchIter
-    test: BatchIter
+    test: Optional[BatchIter]
     val: Optional[BatchIter] = None
+
+
+def hold_out(images: np.ndarray, labels: np.ndarray, val_split: int, seed: int,
+             limit_train: Optional[int], batch_size: int
+             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_validation`, then ``limit_train``, refusing a split that leaves too
+    little to train on: ``(train_images, train_labels, val_images, val_labels)``."""
+    train_x, train_y, val_x, val_y = split_validation(images, labels, val_split, seed)
+    if val_split:  # what is left must train on: say so rather than train on a handful
+        if limit_train is not None and limit_train > len(train_x):
+            raise ValueError(f"limit_train {limit_train} asks for more training images than "
+                             f"the {len(train_x)} left after holding out {val_split}; lower "
+                             f"--limit-train or --val-split.")
+        if len(train_x) < batch_size:
+            raise ValueError(f"holding out {val_split} images leaves {len(train_x)} to train "
+                             f"on, less than one batch of {batch_size}; hold out fewer "
+                             f"(5,000 of the 60,000 is usual).")
+    return train_x[:limit_train], train_y[:limit_train], val_x, val_y
 
 
 def load_splits(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
@@ -369,21 +390,12 @@ def load_splits(batch_size: int, resize: Optional[int] = None, root: Optional[st
     the first N of the rest.  The validation iterator is whole on every worker.
     Other parameters as in :func:`load_data_fashion_mnist`.
     """
-    train_x, train_y = load_fashion_mnist("train", root)
+    train_x, train_y, val_x, val_y = hold_out(*load_fashion_mnist("train", root), val_split,
+                                              seed, limit_train, batch_size)
     test_x, test_y = load_fashion_mnist("test", root)
-    train_x, train_y, val_x, val_y = split_validation(train_x, train_y, val_split, seed)
-    if val_split:  # what is left must train on: say so rather than train on a handful
-        if limit_train is not None and limit_train > len(train_x):
-            raise ValueError(f"limit_train {limit_train} asks for more training images than "
-                             f"the {len(train_x)} left after holding out {val_split}; lower "
-                             f"--limit-train or --val-split.")
-        if len(train_x) < batch_size:
-            raise ValueError(f"holding out {val_split} images leaves {len(train_x)} to train "
-                             f"on, less than one batch of {batch_size}; hold out fewer "
-                             f"(5,000 of the 60,000 is usual).")
-    train = BatchIter(train_x[:limit_train], train_y[:limit_train], batch_size, shuffle=True,
-                      resize=resize, augment=augment, seed=seed, num_parts=num_parts,
-                      part_index=part_index, erase=erase)
+    train = BatchIter(train_x, train_y, batch_size, shuffle=True, resize=resize,
+                      augment=augment, seed=seed, num_parts=num_parts, part_index=part_index,
+                      erase=erase)
     test = BatchIter(test_x[:limit_test], test_y[:limit_test], batch_size, resize=resize)
     val = BatchIter(val_x, val_y, batch_size, resize=resize) if val_split else None
     return Splits(train, test, val)

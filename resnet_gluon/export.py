@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import List
+from typing import List, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -23,7 +23,7 @@ from mxnet import gluon, nd
 from .trained import (INFO_SUFFIX, PARAMS_SUFFIX, SYMBOL_SUFFIX, ModelInfo,  # noqa: F401
                       load_symbol, load_trained)
 
-__all__ = ["export_symbol", "export_onnx", "onnx_max_abs_diff"]
+__all__ = ["export_symbol", "export_onnx", "onnx_difference", "onnx_max_abs_diff"]
 
 
 def _write_info(path: str, info: ModelInfo) -> None:
@@ -130,8 +130,9 @@ def export_onnx(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> str:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def onnx_max_abs_diff(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> float:
-    """Largest absolute difference between onnxruntime's and ``net``'s outputs on ``X``.
+def onnx_difference(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> Tuple[float, float]:
+    """``(largest absolute difference between onnxruntime's and net's outputs on X, largest
+    absolute output of net)``: float32 rounding grows with the outputs' size.
 
     ``net`` runs in predict mode (BatchNorm's running statistics), as the
     ONNX graph does.
@@ -142,4 +143,9 @@ def onnx_max_abs_diff(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> float:
     name = session.get_inputs()[0].name
     ours = net(X).asnumpy()
     theirs = session.run(None, {name: X.asnumpy().astype(np.float32)})[0]
-    return float(np.abs(ours - theirs).max())
+    return float(np.abs(ours - theirs).max()), float(np.abs(ours).max())
+
+
+def onnx_max_abs_diff(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> float:
+    """Largest absolute difference between onnxruntime's and ``net``'s outputs on ``X``."""
+    return onnx_difference(onnx_path, net, X)[0]

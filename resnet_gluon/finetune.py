@@ -11,7 +11,7 @@ leaves a new output layer (another class count) to a fresh, seeded initialisatio
 >>> init_from(net, lr_body=0.1)                                    # doctest: +SKIP
 >>> fit(net, train_iter, test_iter, config)                        # doctest: +SKIP
 """
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -24,7 +24,8 @@ __all__ = ["init_from"]
 
 
 def init_from(net: ResNet, source: Optional[str] = None, ctx: Contexts = None,
-              lr_body: float = 1.0, seed: int = 0) -> List[str]:
+              lr_body: float = 1.0, seed: int = 0,
+              classes: Optional[Sequence[str]] = None) -> List[str]:
     """Load trained weights into ``net`` for fine-tuning; return what was not copied as is.
 
     Parameters
@@ -41,6 +42,10 @@ def init_from(net: ResNet, source: Optional[str] = None, ctx: Contexts = None,
         Learning-rate factor of every layer but the output one; 0 freezes them.
     seed : int, default 0
         Seeds the new output layer's initialisation.
+    classes : sequence of str, optional
+        The net's class names.  The same names as the source's, in another order: the output
+        layer's rows are reordered to them; other names: the output layer is new, even at
+        the same count (its rows would stand for other classes).  None: kept by count.
 
     Returns
     -------
@@ -58,11 +63,17 @@ def init_from(net: ResNet, source: Optional[str] = None, ctx: Contexts = None,
     if net[0].weight.shape[1] == 0:
         raise ValueError("the net's input channels are still to be inferred; build it with "
                          "in_channels=1 or 3 (ResNetSpec's default is 1).")
-    trained, _ = load_model(source)
+    trained, info = load_model(source)
     theirs = {k: p.data().asnumpy() for k, p in trained._collect_params_with_prefix().items()}
     ours = net._collect_params_with_prefix()
     head = {k for k in ours if k.startswith(f"{len(net) - 1}.")}  # the dense layer
     _check_maps(ours, theirs, head)
+    if classes is not None and list(classes) != info.classes:
+        if sorted(classes) == sorted(info.classes):  # the same classes, in another order
+            rows = [info.classes.index(c) for c in classes]
+            theirs.update({k: theirs[k][rows] for k in head})
+        else:  # other classes: no row of the trained head stands for one of them
+            theirs.update({k: np.zeros((0,)) for k in head})
     values, notes = {}, []
     for key, param in ours.items():
         value = theirs[key]
@@ -72,7 +83,8 @@ def init_from(net: ResNet, source: Optional[str] = None, ctx: Contexts = None,
             values[key] = np.repeat(value, 3, axis=1) / 3
             notes.append(f"{key}: the 1-channel stem widened to 3 channels (gray kernel / 3)")
         else:
-            notes.append(f"{key}: new, {param.shape} (the source has {value.shape})")
+            why = "its classes are others" if value.size == 0 else f"the source has {value.shape}"
+            notes.append(f"{key}: new, {param.shape} ({why})")
     mx.random.seed(seed)
     net.initialize(mx.init.Xavier(), ctx=parse_ctx(ctx), force_reinit=True)
     for key, value in values.items():

@@ -19,13 +19,20 @@ import concurrent.futures
 import dataclasses
 import os
 import time
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .data import BatchIter, Splits, hold_out
 from .images import IMAGE_EXTENSIONS, read_image_file
 
-__all__ = ["FolderData", "list_image_folder", "load_image_folder"]
+__all__ = ["FolderData", "HELD_OUT", "folder_layout", "list_image_folder", "read_square",
+           "load_image_folder",
+           "FolderSplits", "load_folder_splits", "check_same_classes"]
+
+#: The held-out folders of the book's layout (d2l's Kaggle CIFAR-10 chapter: ``train/``,
+#: ``valid/``, ``train_valid/``, ``test/``), in the order looked for.
+HELD_OUT = ("test", "valid")
 
 #: Pillow modes without colour: their images are gray whatever else the folder holds.
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -155,6 +162,12 @@ def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return image
 
 
+def read_square(path: str, size: int, channels: int) -> np.ndarray:
+    """One image file as a folder's images are kept: uint8 (size, size) for ``channels`` 1,
+    (size, size, 3) for 3; the shorter side scaled to ``size``, the centre cropped."""
+    return _as_channels(_square(path, size)[0], channels)
+
+
 def load_image_folder(root: str, size: int, channels: Optional[int] = None,
                       skip_bad_images: bool = False, workers: Optional[int] = None
                       ) -> FolderData:
@@ -213,3 +226,133 @@ def _decoded(path: str, size: int):
         return _square(path, size)
     except ValueError as err:
         return str(err)
+
+
+def check_same_classes(train: List[str], test: List[str], train_root: str, test_root: str
+                       ) -> None:
+    """Refuse a test folder whose classes are not the training folder's: its labels would
+    be positions in another list, and every accuracy wrong."""
+    if train != test:
+        only_train = sorted(set(train) - set(test))
+        only_test = sorted(set(test) - set(train))
+        raise ValueError(f"the classes of {test_root} differ from those of {train_root}: "
+                         f"only in training {only_train}, only in the test folder "
+                         f"{only_test}. Give both the same class folders.")
+
+
+def folder_layout(root: str) -> Tuple[str, Optional[str]]:
+    """``(training folder, test folder or None)`` of ``root``.
+
+    ``root/train`` with ``root/test`` or ``root/valid`` is the book's layout: the test folder
+    is ``test`` when its classes are the training folder's, else ``valid`` (the book's
+    ``test/`` holds one unlabelled folder, ``unknown``).  Otherwise ``root`` itself holds the
+    class folders and there is no test folder.
+    """
+    train = os.path.join(root, "train")
+    if not os.path.isdir(train):
+        return root, None
+    found = [os.path.join(root, n) for n in HELD_OUT if os.path.isdir(os.path.join(root, n))]
+    if not found:
+        return train, None
+    classes = list_image_folder(train)[2]
+    for held in found:
+        if list_image_folder(held)[2] == classes:
+            return train, held
+    check_same_classes(classes, list_image_folder(found[0])[2], train, found[0])
+    return train, found[0]  # pragma: no cover - check_same_classes raised
+
+
+@dataclasses.dataclass
+class FolderSplits:
+    """An image folder as a run's batches, and what the run records of it.
+
+    Attributes
+    ----------
+    splits : resnet_gluon.data.Splits
+        Training, test (None without a test folder) and validation batches.
+    classes : list of str
+    channels : int
+        1 (gray) or 3 (colour).
+    mean, std : list of float
+        The training images' per-channel statistics (pixel values / 255), which every
+        batch is normalised with.
+    train_root, test_root : str, str or None
+    notes : list of str
+        Lines for the log: what was read, how long it took, what was skipped.
+    """
+
+    splits: Splits
+    classes: List[str]
+    channels: int
+    mean: List[float]
+    std: List[float]
+    train_root: str
+    test_root: Optional[str]
+    notes: List[str]
+
+    def record(self) -> Dict[str, Any]:
+        """What a run's ``config.json`` records of the data, for every command after
+        training (:class:`resnet_gluon.trained.ModelInfo` reads it): the classes, the
+        preprocessing and its statistics, and the test data's path."""
+        return {"classes": list(self.classes), "preprocess": "crop", "mean": list(self.mean),
+                "std": list(self.std),
+                "test_data": self.test_root and os.path.abspath(self.test_root)}
+
+
+def _read_notes(data: FolderData, root: str, size: int) -> List[str]:
+    kind = "gray" if data.channels == 1 else "colour"
+    notes = [f"decoded {len(data.images):,} images of {len(data.classes)} classes from "
+             f"{root} in {data.seconds:.1f} s ({kind}, {size}x{size})"]
+    if data.ignored:
+        notes.append(f"skipped {len(data.ignored):,} files of {root} that are not PNG, JPEG "
+                     f"or BMP images, first {data.ignored[0]}")
+    notes += [f"skipped {path}: {why}" for path, why in data.skipped]
+    return notes
+
+
+def load_folder_splits(root: str, batch_size: int, resize: int, channels: Optional[int] = None,
+                       augment: bool = False, seed: int = 0, num_parts: int = 1,
+                       part_index: int = 0, erase: float = 0.0, val_split: int = 0,
+                       limit_train: Optional[int] = None, limit_test: Optional[int] = None,
+                       skip_bad_images: bool = False, test_root: Optional[str] = None
+                       ) -> FolderSplits:
+    """A run's batches from an image folder (see :func:`folder_layout`), decoded once.
+
+    Images are kept at ``resize`` x ``resize`` (the shorter side scaled, the centre cropped);
+    training batches are shuffled, cropped and flipped (``augment``) and erased (``erase``)
+    per ``(seed, epoch, batch)`` as Fashion-MNIST's are, so resume stays exact.  Every batch
+    is normalised with the training images' per-channel mean and std.  ``val_split`` holds
+    training images out (seeded) as in :func:`resnet_gluon.data.load_splits`.  ``test_root``
+    names the test folder instead of the layout's.
+
+    Raises
+    ------
+    ValueError
+        Any problem of the folders (see :func:`load_image_folder`), classes that differ
+        between the training and the test folder, or no test folder and no ``val_split``.
+    """
+    train_root, found = folder_layout(root)
+    test_root = test_root or found
+    if test_root is None and not val_split:
+        raise ValueError(f"{root} has no test folder ({' or '.join(HELD_OUT)} beside train/), "
+                         f"so the run would measure nothing; hold training images out with "
+                         f"--val-split N (a tenth of them is usual), or add {root}/train and "
+                         f"{root}/test.")
+    train = load_image_folder(train_root, resize, channels, skip_bad_images)
+    channels = train.channels
+    notes = _read_notes(train, train_root, resize)
+    train_x, train_y, val_x, val_y = hold_out(train.images, train.labels, val_split, seed,
+                                              limit_train, batch_size)
+    stats = FolderData(train_x, train_y, train.classes, []).channel_stats()
+    batches = dict(batch_size=batch_size, normalize=stats)
+    test = None
+    if test_root is not None:
+        held = load_image_folder(test_root, resize, channels, skip_bad_images)
+        check_same_classes(train.classes, held.classes, train_root, test_root)
+        notes += _read_notes(held, test_root, resize)
+        test = BatchIter(held.images[:limit_test], held.labels[:limit_test], **batches)
+    splits = Splits(
+        BatchIter(train_x, train_y, shuffle=True, augment=augment, seed=seed,
+                  num_parts=num_parts, part_index=part_index, erase=erase, **batches),
+        test, BatchIter(val_x, val_y, **batches) if val_split else None)
+    return FolderSplits(splits, train.classes, channels, *stats, train_root, test_root, notes)

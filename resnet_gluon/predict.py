@@ -1,11 +1,16 @@
 """Predict on real image files: any PNG/JPEG becomes what training saw.
 
-Training saw 28x28 gray Fashion-MNIST images (a light object on a dark
-background), resized to the run's input size and scaled to [0, 1].  A file of
-any size or colour is read as gray, shrunk (area) or enlarged (bilinear) to a
-longer side of 28, padded to a square with its own border colour, then goes through the
-very resize of training (:func:`resnet_gluon.data.resize_batch`).  A 28x28
-gray file, such as one written from the Fashion-MNIST test set, is used as is.
+A Fashion-MNIST run (``info.preprocess == 'fashion-mnist'``) saw 28x28 gray images (a light
+object on a dark background), resized to the run's input size and scaled to [0, 1].  A file
+of any size or colour is read as gray, shrunk (area) or enlarged (bilinear) to a longer side
+of 28, padded to a square with its own border colour, then goes through the very resize of
+training (:func:`resnet_gluon.data.resize_batch`).  A 28x28 gray file, such as one written
+from the Fashion-MNIST test set, is used as is.
+
+A run on an image folder (``'crop'``) saw its images as :mod:`resnet_gluon.folders` keeps
+them: the shorter side scaled to the input side, the centre cropped, gray or colour as the
+run was, normalised with the training set's mean and std; a file here goes through exactly
+that (:meth:`resnet_gluon.trained.ModelInfo.prepare`).
 """
 import dataclasses
 import os
@@ -15,14 +20,14 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from .data import resize_batch
+from .folders import read_square
 # The file guards are resnet_gluon.images'; their names stay importable from here.
 from .images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, read_image_file
 # load_model is also importable from here, its home before resnet_gluon.trained.
 from .trained import ModelInfo, load_model
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FILE_BYTES", "image_files", "read_image",
-           "load_model", "Prediction", "predict_images", "predict_files"]
+           "load_model", "read_for", "Prediction", "predict_images", "predict_files"]
 
 _SIDE = 28  # Fashion-MNIST's native size
 
@@ -96,13 +101,24 @@ class Prediction:
     top: List[Tuple[str, float]]
 
 
+def read_for(info: ModelInfo, path: str, invert: bool = False) -> np.ndarray:
+    """One image file as the uint8 image the net of ``info`` was trained on: (28, 28) gray
+    for a Fashion-MNIST run (:func:`read_image`), the centre square at the run's input side,
+    gray or RGB, for an image folder's (:func:`resnet_gluon.folders.read_square`)."""
+    if info.preprocess == "fashion-mnist":
+        return read_image(path, invert=invert)
+    image = read_square(path, info.resize, info.model.in_channels)
+    return 255 - image if invert else image
+
+
 def predict_images(net: gluon.Block, images: np.ndarray, info: ModelInfo,
                    batch_size: int = 64) -> np.ndarray:
-    """Class probabilities, (N, num_classes), for uint8 (N, 28, 28) images."""
+    """Class probabilities, (N, num_classes), for uint8 images as :func:`read_for` gives
+    them ((N, 28, 28) for a Fashion-MNIST run)."""
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]
     out = []
     for start in range(0, len(images), batch_size):
-        X = resize_batch(images[start:start + batch_size], info.resize).as_in_context(ctx)
+        X = info.prepare(images[start:start + batch_size]).as_in_context(ctx)
         out.append(nd.softmax(net(X)).asnumpy())
     return np.concatenate(out) if out else np.zeros((0, info.model.num_classes), np.float32)
 
@@ -122,7 +138,7 @@ def predict_files(net: gluon.Block, info: ModelInfo, files: Sequence[str], topk:
     good, images, errors = [], [], []
     for path in files:
         try:
-            images.append(read_image(path, invert=invert))
+            images.append(read_for(info, path, invert=invert))
             good.append(path)
         except ValueError as err:
             errors.append((path, str(err)))

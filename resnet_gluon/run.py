@@ -177,7 +177,8 @@ def plot_curves(path: str, history: List[Dict[str, Any]]) -> None:
         ax2.plot(epochs, [r["val_acc"] for r in history], "^-", label="val acc")
     if all("val_acc_raw" in r for r in history):
         ax2.plot(epochs, [r["val_acc_raw"] for r in history], "^:", label="val acc, raw weights")
-    ax2.plot(epochs, [r["test_acc"] for r in history], "s-", label="test acc")
+    if all("test_acc" in r for r in history):  # an image folder may have no test set
+        ax2.plot(epochs, [r["test_acc"] for r in history], "s-", label="test acc")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
     ax2.legend()

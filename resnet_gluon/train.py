@@ -38,6 +38,7 @@ from .config import TrainConfig, parse_ctx
 from .distributed import AuxSync, make_kvstore, settle, touch, touching, watchdog
 from .ema import WeightAverage
 from .evaluate import class_labels, evaluate
+from .finetune import init_from
 from .precision import mixed_precision
 from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
                   write_config, write_metrics)
@@ -99,8 +100,9 @@ def loss_function(config: TrainConfig) -> Callable[[nd.NDArray, nd.NDArray], nd.
 def format_line(record: Dict[str, Any]) -> str:
     """The book's epoch line from a ``fit`` record (with ``val acc`` when it has one)."""
     val = f", val acc {record['val_acc']:.3f}" if "val_acc" in record else ""
-    return ("epoch %d, loss %.4f, train acc %.3f%s, test acc %.3f, time %.1f sec"
-            % (record["epoch"], record["loss"], record["train_acc"], val, record["test_acc"],
+    test = f", test acc {record['test_acc']:.3f}" if "test_acc" in record else ""
+    return ("epoch %d, loss %.4f, train acc %.3f%s%s, time %.1f sec"
+            % (record["epoch"], record["loss"], record["train_acc"], val, test,
                record["time"]))
 
 
@@ -247,16 +249,28 @@ def _check_same_options(saved: TrainConfig, config: TrainConfig) -> None:
             + ". Pass the run's options again, or start a new run directory.")
 
 
-def _prepare_net(net: gluon.Block, ctxs: List[mx.Context], seed: int,
-                 checkpoint: Optional[str], hybridize: bool, dtype: str) -> gluon.Block:
-    """Seed, then load the checkpoint's weights, or initialise, or move the net to ``ctxs``.
+def _prepare_net(net: gluon.Block, ctxs: List[mx.Context], config: TrainConfig,
+                 checkpoint: Optional[str], hybridize: bool,
+                 classes: Optional[List[str]] = None, log: Callable[[str], None] = print
+                 ) -> gluon.Block:
+    """Seed, then start from ``config.init``'s weights (fine-tuning; resumed runs too, for
+    the learning-rate factors), then load the checkpoint's weights, or initialise, or move
+    the net to ``ctxs``.
 
     Returns the block that computes: ``net`` itself, or for bfloat16 a block
     sharing its float32 parameters (see :func:`resnet_gluon.precision.mixed_precision`).
     """
+    seed, dtype = config.seed, config.dtype
     mx.random.seed(seed)
     np.random.seed(seed)
     params = net.collect_params()
+    if config.init is not None:
+        source = None if config.init == "pretrained" else config.init
+        notes = init_from(net, source, ctx=ctxs, lr_body=config.lr_body, seed=seed,
+                          classes=classes)
+        if checkpoint is None:
+            log(f"starting from the weights of {config.init}"
+                + "".join(f"; {note}" for note in notes))
     if checkpoint is not None:
         net.load_parameters(os.path.join(checkpoint, "net.params"), ctx=ctxs)
     elif first_uninitialized(params.values()) is not None:
@@ -346,7 +360,8 @@ def _set_up(net: gluon.Block, train_data: Iterable, config: TrainConfig,
     place the precision is applied), trainer, config.json, weight average and position:
     everything the loop needs.  Only the ``writer`` (rank 0) writes to ``run_dir``."""
     found = _resume_point(run_dir, config, log) if resume else None
-    runner = _prepare_net(net, ctxs, config.seed, found and found[0], hybridize, config.dtype)
+    runner = _prepare_net(net, ctxs, config, found and found[0], hybridize,
+                          (extra_config or {}).get("classes"), log)
     trainer = _make_trainer(net, config, kv, dist)
     if writer:
         write_config(run_dir, config, extra_config)
@@ -392,7 +407,8 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     net : mxnet.gluon.Block
         Any Gluon net; initialised here with Xavier if it is not yet.
     train_data, test_data : iterable of (NDArray, NDArray)
-        Batches, with a length.  A :class:`resnet_gluon.data.BatchIter` (or a list of
+        Batches, with a length (``test_data`` None: no test accuracy, for data without a
+        test set; give ``val_data`` then).  A :class:`resnet_gluon.data.BatchIter` (or a list of
         batches) makes resume exact, mid-epoch too; any other iterable is iterated again
         and skipped forward, which is exact only if it yields the same batches every
         time: a shuffling ``DataLoader`` does not, and a resume with one warns so.
@@ -418,7 +434,9 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     log : callable, default print
         Receives each epoch's line and any warnings.
     extra_config : dict, optional
-        Written into ``config.json`` beside the recipe (CLI settings).
+        Written into ``config.json`` beside the recipe (CLI settings; for your own images,
+        :meth:`resnet_gluon.folders.FolderSplits.record`, whose ``classes`` also map the
+        output layer of ``config.init``'s weights).
     val_data : iterable of (NDArray, NDArray), optional
         Held-out training examples (see :func:`resnet_gluon.data.load_splits`),
         evaluated each epoch as ``val_acc``: the figure to choose a recipe by.
@@ -548,7 +566,8 @@ def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
     with _averaged(ema):
         if val_data is not None:
             record["val_acc"] = evaluate(net, touching(val_data), ctxs, classes).accuracy
-        record["test_acc"] = evaluate(net, touching(test_data), ctxs, classes).accuracy
+        if test_data is not None:  # an image folder without a test folder has none
+            record["test_acc"] = evaluate(net, touching(test_data), ctxs, classes).accuracy
     record.update(time=time.time() - tic, lr=lr_at(config, epoch, steps - 1, steps))
     return record
 

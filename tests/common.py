@@ -2,13 +2,16 @@
 import copy
 import os
 import re
+import signal
 import time
 
 import mxnet as mx
 import numpy as np
+import pytest
 from mxnet import nd
 
 from resnet_gluon import build_resnet18, copy_weights
+from resnet_gluon.checkpoint import find_checkpoints
 
 #: The environment of what the tests start (command lines, notebook kernels): 2 threads
 #: (without OMP_NUM_THREADS, MXNet took 1 thread here and the notebooks ran 2.7x slower).
@@ -136,3 +139,16 @@ def assert_outputs_current(name, committed, executed, comparable):
         if new.cell_type == "code":
             assert comparable(old) == comparable(new), (
                 f"examples/{name}: the committed output of cell {i} is stale; run: {refresh}")
+
+
+def kill_when(proc, run, condition, limit=300):
+    """SIGKILL ``proc`` once ``condition(checkpoints of run)`` holds; fail if it never does."""
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.poll() is None:
+        if condition(find_checkpoints(str(run))):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"run ended or stalled before the kill point: {proc.stderr.read()}")

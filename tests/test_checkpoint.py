@@ -9,24 +9,12 @@ import time
 
 import pytest
 
-from common import QUICK, SMALL, TINY, assert_same_params
+from common import QUICK, SMALL, TINY, assert_same_params, kill_when
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import load_data_fashion_mnist
 from resnet_gluon.train import fit
-
-
-def _kill_when(proc, run, condition, limit=300):
-    deadline = time.time() + limit
-    while time.time() < deadline and proc.poll() is None:
-        if condition(find_checkpoints(str(run))):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"run ended or stalled before the kill point: {proc.stderr.read()}")
 
 
 @pytest.mark.slow
@@ -37,7 +25,7 @@ def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
     for condition in (lambda c: len(c) >= 1,
                       lambda c: any(os.path.basename(x) >= "ckpt-0002" for x in c)):
         proc = cli.popen(*args, *(["--resume"] if find_checkpoints(str(run)) else []))
-        _kill_when(proc, run, condition)
+        kill_when(proc, run, condition)
         assert not (run / "model.params").exists()
     result = cli("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
@@ -55,7 +43,7 @@ def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(cli, tmp_path, reference_run):
     run2 = tmp_path / "run"
     proc = cli.popen("train", "--out", str(run2), *QUICK)
-    _kill_when(proc, run2, lambda c: any(os.path.basename(x) >= "ckpt-0002" for x in c))
+    kill_when(proc, run2, lambda c: any(os.path.basename(x) >= "ckpt-0002" for x in c))
     newest = find_checkpoints(str(run2))[-1]
     params = os.path.join(newest, "net.params")
     with open(params, "r+b") as f:  # truncate it

@@ -22,7 +22,7 @@ LAYERS = [
     {"trained"},
     {"run", "distributed", "ema"},
     {"config"},
-    {"data", "folders", "images", "checkpoint", "precision", "cpu"},
+    {"data", "folders", "images", "recordio", "checkpoint", "precision", "cpu"},
     {"blocks", "model", "shapes"},
     {"weights", "_checks", "_watchdog"},
 ]

@@ -80,7 +80,9 @@ def test_params_that_do_not_fit_are_named(cli, trained_run, tmp_path):
 
 def test_model_info_is_the_configs_architecture_with_its_defaults():
     # One architecture record: the config holds it, the info holds it, both write it flat.
-    assert [f.name for f in dataclasses.fields(ModelInfo)] == ["model", "resize", "classes"]
+    # ... plus how an image becomes the input (a run on your own images normalises).
+    assert [f.name for f in dataclasses.fields(ModelInfo)] == [
+        "model", "resize", "classes", "preprocess", "mean", "std"]
     assert ModelInfo().model == TrainConfig().model == ResNetSpec()
     assert all(ModelInfo().setting(k) == TrainConfig().to_dict()[k] for k in ARCHITECTURE)
     config = TrainConfig.from_dict(dict(depth=34, resize=28, small_input=True))
@@ -89,6 +91,7 @@ def test_model_info_is_the_configs_architecture_with_its_defaults():
     assert (info.model.depth, info.model.num_classes, info.model.small_input, info.resize) == (
         34, 10, True, 28)
     assert info.input_shape == (1, 1, 28, 28) and info.classes[0] == "t-shirt"
+    assert (info.preprocess, info.normalize) == ("fashion-mnist", None)
     spec_keys = list(ResNetSpec().to_dict())
     assert list(config.to_dict())[:4] == list(info.to_dict())[:4] == spec_keys == [
         "depth", "num_classes", "small_input", "in_channels"]

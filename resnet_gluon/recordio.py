@@ -1,0 +1,322 @@
+"""MXNet RecordIO, for image sets that do not fit in memory: pack a folder, stream it back.
+
+:func:`pack` writes ``PREFIX.rec`` + ``PREFIX.idx`` in the ``im2rec`` format with MXNet's
+own ``mx.recordio`` (each record: the label in an ``IRHeader``, then the image file's bytes
+as they are, checked whole first by :func:`resnet_gluon.images.read_image_file`; in a
+seeded random order, as ``im2rec --shuffle`` writes them), and
+``PREFIX.json`` with what a run records: the class names, the channels (3 if any image is
+colour), the per-channel mean and std of the pixel values / 255 (over the images as stored)
+and the count.
+
+:class:`RecordBatches` streams a ``.rec`` through MXNet's ``ImageRecordIter``: its C++
+decoding and augmentation threads, the shorter side scaled to the input side and the centre
+cropped (a random crop of the image padded by 2 pixels and a random flip with ``augment``),
+normalised with the pack's mean and std, each ``dist_sync`` worker reading its own shard
+(``num_parts``/``part_index``: records ``[k * ceil(n / parts), (k + 1) * ceil(n / parts))``).
+Each epoch's order and augmentation are seeded by ``(seed, epoch)``; a resumed run skips to
+its step, but ``ImageRecordIter``'s augmentation threads do not promise the same draws, so
+resume from a ``.rec`` is not bit-identical (an image folder's is).
+
+:func:`load_own_splits` is the one way from ``train --data PATH`` to a run's batches: an
+image folder (:func:`resnet_gluon.folders.load_folder_splits`) or a ``.rec``.
+"""
+import concurrent.futures
+import json
+import os
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from .data import Splits
+from .folders import FolderSplits, check_same_classes, list_image_folder, load_folder_splits
+from .images import read_image_file
+
+__all__ = ["pack", "read_pack_info", "RecordBatches", "load_own_splits", "own_eval_batches",
+           "own_calibration_images"]
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def _paths(prefix: str) -> Tuple[str, str, str]:
+    return prefix + ".rec", prefix + ".idx", prefix + ".json"
+
+
+def _sums(path: str) -> Tuple[bytes, bool, np.ndarray]:
+    """The file's bytes, whether it is colour, and its pixel sums: [count, sum and sum of
+    squares of the RGB channels, of gray]."""
+    raw, im = read_image_file(path)
+    colour = im.mode not in _GRAY_MODES
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3)
+    gray = np.asarray(im.convert("L"), dtype=np.float64).reshape(-1)
+    return raw, colour, np.concatenate([[len(gray)], rgb.sum(0), (rgb * rgb).sum(0),
+                                        [gray.sum(), (gray * gray).sum()]])
+
+
+def pack(root: str, prefix: str, workers: Optional[int] = None,
+         log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Write the image folder ``root`` (``CLASS/IMAGE``) as ``PREFIX.rec``, ``.idx`` and
+    ``.json``; return what the ``.json`` holds.
+
+    Every image is checked whole before anything is written (a bad one is named and nothing
+    is left behind); the three files appear only when complete.  Files that are not images
+    are skipped and counted in one line to ``log``.
+
+    Raises
+    ------
+    ValueError
+        The folder is not a data set (see :func:`resnet_gluon.folders.list_image_folder`),
+        an image cannot be read, or an output file exists already.
+    """
+    files, labels, classes, ignored = list_image_folder(root)
+    outputs = _paths(prefix)
+    there = [p for p in outputs if os.path.exists(p)]
+    if there:
+        raise ValueError(f"{there[0]} exists; remove it or give another PREFIX (pack never "
+                         f"writes over a file).")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        read = list(pool.map(_checked, files))
+    bad = [r for r in read if isinstance(r, str)]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"{bad[0]}{more}. Fix or remove it, then pack again.")
+    colour = any(c for _, c, _ in read)
+    sums = np.sum([s for _, _, s in read], axis=0)
+    first, second = (sums[1:4], sums[4:7]) if colour else (sums[7:8], sums[8:9])
+    mean = first / sums[0]
+    std = np.sqrt(np.maximum(second / sums[0] - mean * mean, 0.0))
+    info = {"classes": classes, "channels": 3 if colour else 1, "count": len(files),
+            "mean": (mean / 255).tolist(), "std": (std / 255).tolist(),
+            "source": os.path.abspath(root)}
+    temps = [os.path.join(os.path.dirname(p) or ".", f".{os.path.basename(p)}.tmp")
+             for p in outputs]
+    try:
+        writer = mx.recordio.MXIndexedRecordIO(temps[1], temps[0], "w")
+        # In a seeded random order, as im2rec's --shuffle: a dist_sync worker's shard is a
+        # run of records, and class by class it would hold a few classes only.
+        for i, k in enumerate(np.random.default_rng(0).permutation(len(files))):
+            header = mx.recordio.IRHeader(0, labels[k], i, 0)
+            writer.write_idx(i, mx.recordio.pack(header, read[k][0]))
+        writer.close()
+        with open(temps[2], "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=1)
+        for temp, out in zip(temps, outputs):
+            os.replace(temp, out)
+    finally:
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
+    if ignored and log:
+        log(f"skipped {len(ignored):,} files that are not PNG, JPEG or BMP images, first "
+            f"{ignored[0]}")
+    return info
+
+
+def _checked(path: str):
+    try:
+        return _sums(path)
+    except ValueError as err:
+        return str(err)
+
+
+def read_pack_info(rec: str) -> Dict[str, Any]:
+    """The ``.json`` :func:`pack` wrote beside ``rec``, after checking the ``.idx`` is there.
+
+    Raises
+    ------
+    ValueError
+        ``rec`` is not a ``.rec`` file, or its ``.idx`` or ``.json`` is missing or unreadable.
+    """
+    if not rec.endswith(".rec") or not os.path.isfile(rec):
+        raise ValueError(f"{rec}: not a .rec file (write one with: python -m resnet_gluon "
+                         f"pack IMAGE_FOLDER PREFIX).")
+    rec_path, idx, meta = _paths(rec[:-len(".rec")])
+    for path, what in ((idx, "index"), (meta, "class names")):
+        if not os.path.isfile(path):
+            raise ValueError(f"{rec} has no {path} ({what}) beside it; 'pack' writes the "
+                             f".rec, .idx and .json together: pack the folder again.")
+    try:
+        with open(meta, encoding="utf-8") as f:
+            info = json.load(f)
+        count = sum(1 for _ in open(idx, encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{meta} or {idx} cannot be read ({err}); pack the folder again.") \
+            from None
+    if count != info.get("count"):
+        raise ValueError(f"{idx} lists {count} records but {meta} says {info.get('count')}: "
+                         f"the files are not of one pack; pack the folder again.")
+    return info
+
+
+class RecordBatches:
+    """``(X, y)`` batches of a ``.rec`` through ``ImageRecordIter`` (see the module's
+    docstring), with a length, and ``batches(epoch, start)`` as
+    :class:`resnet_gluon.data.BatchIter` has.
+
+    Parameters
+    ----------
+    rec : str
+        A ``.rec`` written by :func:`pack`.
+    batch_size, resize : int
+    channels : {1, 3}
+    normalize : (list of float, list of float)
+        Per-channel mean and std of the pixel values / 255.
+    shuffle, augment : bool
+    seed : int
+    num_parts, part_index : int
+    threads : int, optional
+        ``ImageRecordIter``'s decoding threads (default: the CPU count).
+    """
+
+    def __init__(self, rec: str, batch_size: int, resize: int, channels: int,
+                 normalize: Tuple[List[float], List[float]], shuffle: bool = False,
+                 augment: bool = False, seed: int = 0, num_parts: int = 1,
+                 part_index: int = 0, threads: Optional[int] = None):
+        count = read_pack_info(rec)["count"]
+        step = -(-count // num_parts)  # dmlc's IndexedRecordIOSplitter: by record count
+        self.num_examples = max(0, min(step * (part_index + 1), count) - step * part_index)
+        self.rec, self.batch_size, self.resize, self.channels = rec, batch_size, resize, channels
+        self.mean, self.std = (list(v) for v in normalize)
+        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.num_parts, self.part_index = num_parts, part_index
+        self.threads = threads or os.cpu_count()
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return -(-self.num_examples // self.batch_size)
+
+    def _iter(self, epoch: int) -> mx.io.ImageRecordIter:
+        c = self.channels
+        norm = {}
+        for i, name in enumerate("rgb"[:c]):
+            norm[f"mean_{name}"] = self.mean[i] * 255
+            norm[f"std_{name}"] = self.std[i] * 255
+        return mx.io.ImageRecordIter(
+            path_imgrec=self.rec, path_imgidx=self.rec[:-len(".rec")] + ".idx",
+            data_shape=(c, self.resize, self.resize), batch_size=self.batch_size,
+            resize=self.resize, rand_crop=self.augment, rand_mirror=self.augment,
+            pad=2 if self.augment else 0, shuffle=self.shuffle,
+            seed=int(np.random.default_rng([self.seed, epoch]).integers(2**31)),
+            num_parts=self.num_parts, part_index=self.part_index, round_batch=False,
+            preprocess_threads=self.threads, label_width=1, **norm)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
+        """The batches of ``epoch`` (0-based), from batch number ``start`` on."""
+        for b, batch in enumerate(self._iter(epoch)):
+            if b >= len(self):
+                break
+            if b >= start:
+                # The last batch: ImageRecordIter (round_batch=False) may fill it up with
+                # stale rows and report no pad; the shard's count says how many are real.
+                keep = min(self.batch_size - (batch.pad or 0),
+                           self.num_examples - b * self.batch_size)
+                # Copies: the iterator refills its (pinned) buffers with the next batch.
+                yield (batch.data[0][:keep].copyto(mx.cpu()),
+                       batch.label[0][:keep].copyto(mx.cpu()))
+
+    def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        return self.batches(epoch)
+
+
+def _record_splits(rec: str, batch_size: int, resize: int, channels: Optional[int],
+                   test: Optional[str], augment: bool, seed: int, num_parts: int,
+                   part_index: int, **unsupported: Any) -> FolderSplits:
+    given = [k for k, v in unsupported.items() if v]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} is for image folders; a .rec is "
+                         f"read as packed. Pack the images to hold out or keep as their own "
+                         f"folder (pack DIR/test test) and pass --test-data test.rec.")
+    info = read_pack_info(rec)
+    if test is None:
+        raise ValueError(f"a .rec has no test part: pack the test folder too and give it, "
+                         f"e.g. --data {rec} --test-data test.rec.")
+    test_info = read_pack_info(test)
+    check_same_classes(info["classes"], test_info["classes"], rec, test)
+    channels = channels or info["channels"]
+    if channels != info["channels"]:
+        raise ValueError(f"--channels {channels}: {rec} was packed with {info['channels']}; "
+                         f"the pack's statistics are for those. Leave --channels out.")
+    stats = (info["mean"], info["std"])
+    common = dict(batch_size=batch_size, resize=resize, channels=channels, normalize=stats)
+    train = RecordBatches(rec, shuffle=True, augment=augment, seed=seed, num_parts=num_parts,
+                          part_index=part_index, **common)
+    notes = [f"streaming {info['count']:,} images of {len(info['classes'])} classes from {rec} "
+             f"through ImageRecordIter ({'gray' if channels == 1 else 'colour'}, "
+             f"{resize}x{resize}); resume is not bit-identical from a .rec"]
+    return FolderSplits(Splits(train, RecordBatches(test, **common)), info["classes"],
+                        channels, *stats, rec, test, notes)
+
+
+def load_own_splits(path: str, batch_size: int, resize: int, channels: Optional[int] = None,
+                    test: Optional[str] = None, augment: bool = False, seed: int = 0,
+                    num_parts: int = 1, part_index: int = 0, erase: float = 0.0,
+                    val_split: int = 0, limit_train: Optional[int] = None,
+                    limit_test: Optional[int] = None, skip_bad_images: bool = False
+                    ) -> FolderSplits:
+    """A run's batches from your own images: an image folder or a ``.rec`` of :func:`pack`
+    (``test``: the test folder or ``.rec``).  Parameters as in
+    :func:`resnet_gluon.folders.load_folder_splits`; ``erase``, ``val_split`` and the limits
+    are for folders only."""
+    if path.endswith(".rec"):
+        return _record_splits(path, batch_size, resize, channels, test, augment, seed,
+                              num_parts, part_index, erase=erase, val_split=val_split,
+                              limit_train=limit_train, limit_test=limit_test,
+                              skip_bad_images=skip_bad_images)
+    return load_folder_splits(path, batch_size, resize, channels, augment, seed, num_parts,
+                              part_index, erase, val_split, limit_train, limit_test,
+                              skip_bad_images, test_root=test)
+
+
+def _check_info_classes(classes: List[str], info_classes: List[str], path: str) -> None:
+    if classes != list(info_classes):
+        raise ValueError(f"the classes of {path} ({len(classes)}: {classes[:4]}...) are not "
+                         f"the net's ({len(info_classes)}: {list(info_classes)[:4]}...); give "
+                         f"the data the net was trained on.")
+
+
+def own_eval_batches(path: str, info: "ModelInfo", batch_size: int,  # noqa: F821
+                     val_split: int = 0, seed: int = 0, limit: Optional[int] = None):
+    """Batches to evaluate a net trained on your own images, prepared as its run's were.
+
+    ``path``: a ``.rec`` of :func:`pack`, or an image folder: with the book's layout, its
+    test folder (its training folder with ``val_split``: the ``val_split`` images a run with
+    that ``seed`` held out); else the folder itself.  The classes must be the net's.
+    """
+    common = dict(batch_size=batch_size, normalize=info.normalize)
+    if path.endswith(".rec"):
+        if val_split:
+            raise ValueError("--val-split reads the images a run held out of an image "
+                             "folder; a .rec run holds none out.")
+        _check_info_classes(read_pack_info(path)["classes"], info.classes, path)
+        return RecordBatches(path, resize=info.resize, channels=info.model.in_channels,
+                             **common)
+    from .data import BatchIter, split_validation
+    from .folders import folder_layout, load_image_folder
+
+    train_root, test_root = folder_layout(path)
+    root = train_root if val_split or test_root is None else test_root
+    data = load_image_folder(root, info.resize, info.model.in_channels)
+    _check_info_classes(data.classes, info.classes, root)
+    images, labels = data.images, data.labels
+    if val_split:
+        *_, images, labels = split_validation(images, labels, val_split, seed)
+    return BatchIter(images[:limit], labels[:limit], **common)
+
+
+def own_calibration_images(path: str, info: "ModelInfo", num: int,  # noqa: F821
+                           seed: int = 0) -> nd.NDArray:
+    """``num`` training images of your own data (the training folder of ``path``, or a
+    ``.rec``), prepared as the net's input: what INT8 calibration reads."""
+    if path.endswith(".rec"):
+        batches = RecordBatches(path, num, info.resize, info.model.in_channels, info.normalize)
+        return next(iter(batches))[0]
+    from .folders import folder_layout, load_image_folder
+
+    data = load_image_folder(folder_layout(path)[0], info.resize, info.model.in_channels)
+    if num > len(data.images):
+        raise ValueError(f"--calib-images {num}: {path} holds {len(data.images)} training "
+                         f"images; calibrate on at most that many.")
+    pick = np.sort(np.random.default_rng(seed).choice(len(data.images), num, replace=False))
+    return info.prepare(data.images[pick])

@@ -1,0 +1,228 @@
+"""Your own images through every command: a folder of real Fashion-MNIST PNGs in the book's
+layout, the same packed as RecordIO, fine-tuning, and a colour folder of real photographs."""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import assert_same_params, kill_when
+from resnet_gluon.checkpoint import find_checkpoints
+from resnet_gluon.data import CLASS_NAMES, BatchIter
+from resnet_gluon.folders import load_folder_splits, load_image_folder
+from resnet_gluon.recordio import RecordBatches, pack
+
+#: Four Fashion-MNIST classes; one folder name has a space, files have spaces and umlauts.
+LABELS = (0, 5, 8, 9)
+CLASSES = sorted(CLASS_NAMES[i] for i in LABELS)  # ankle boot, bag, sandal, t-shirt
+TINY = ["--resize", "28", "--batch-size", "32", "--no-progress"]
+
+
+def _write(root, images, labels, per_class, start=0):
+    for label in LABELS:
+        folder = root / CLASS_NAMES[label]
+        folder.mkdir(parents=True)
+        for i, index in enumerate(np.flatnonzero(labels == label)[start:start + per_class]):
+            Image.fromarray(images[index]).save(folder / f"bild ü {i}.png")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, test_images):
+    """ROOT/train (48 real images a class) and ROOT/test (16 others), plus a stray note."""
+    images, labels = test_images
+    root = tmp_path_factory.mktemp("own") / "fashion"
+    _write(root / "train", images, labels, 48)
+    _write(root / "test", images, labels, 16, start=48)
+    (root / "train" / "bag" / "notes.txt").write_text("not an image")
+    return root
+
+
+def _lines(result):
+    return [line for line in result.stdout.splitlines() if line.startswith("epoch")]
+
+
+@pytest.mark.slow
+def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "--data", str(book), "--out", str(run), "--epochs", "2", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert f"decoded 192 images of 4 classes from {book / 'train'}" in result.stdout
+    assert (f"skipped 1 files of {book / 'train'} that are not PNG, JPEG or BMP images, "
+            f"first {book / 'train' / 'bag' / 'notes.txt'}") in result.stdout
+    assert len(_lines(result)) == 2 and "test acc" in _lines(result)[0]
+    config = json.loads((run / "config.json").read_text())
+    assert config["classes"] == CLASSES and config["num_classes"] == 4
+    assert config["in_channels"] == 1 and config["preprocess"] == "crop"
+    assert config["test_data"] == str(book / "test")
+    train = load_image_folder(str(book / "train"), 28)
+    assert config["mean"] == pytest.approx([train.images.mean() / 255])
+    # evaluate reads the run's test folder, predict names the folder's classes
+    result = cli("evaluate", "--params", str(run / "model.params"))
+    assert result.returncode == 0, result.stderr
+    assert f"(64 images of {book / 'test'}, ResNet-18, resize 28)" in result.stdout
+    assert "ankle boot" in result.stdout and "trouser" not in result.stdout
+    image = book / "test" / "bag" / "bild ü 0.png"
+    result = cli("predict", "--model", str(run / "model.params"), "--topk", "4", str(image))
+    assert result.returncode == 0, result.stderr
+    named = result.stdout.split(": ", 1)[1].split(", ")
+    assert sorted(n.rsplit(" ", 1)[0] for n in named) == CLASSES
+
+
+@pytest.mark.slow
+def test_resume_on_a_folder_after_sigkill_is_bit_identical(cli, book, tmp_path):
+    args = ["--data", str(book), "--epochs", "2", "--checkpoint-every", "3", "--augment",
+            "--momentum", "0.9", "--random-erasing", "0.5", *TINY]
+    reference = tmp_path / "reference"
+    assert cli("train", "--out", str(reference), *args).returncode == 0
+    run = tmp_path / "run"
+    proc = cli.popen("train", "--out", str(run), *args)
+    kill_when(proc, run, lambda found: len(found) >= 1)
+    step = int(os.path.basename(find_checkpoints(str(run))[-1]).split("-")[2])
+    assert step > 0, "the kill came at an epoch's end, not inside one"
+    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout
+    assert (run / "model.params").read_bytes() == (reference / "model.params").read_bytes()
+    assert_same_params(run / "model.params", reference / "model.params")
+
+
+def test_a_pack_streams_the_folders_images(book, tmp_path):
+    info = pack(str(book / "train"), str(tmp_path / "train"))
+    assert info["classes"] == CLASSES and info["count"] == 192 and info["channels"] == 1
+    folder = load_image_folder(str(book / "train"), 28)
+    stats = folder.channel_stats()
+    assert info["mean"] == pytest.approx(stats[0]) and info["std"] == pytest.approx(stats[1])
+    records = RecordBatches(str(tmp_path / "train.rec"), 50, 28, 1, stats)
+    X = np.concatenate([x.asnumpy() for x, _ in records.batches(0)])
+    y = np.concatenate([y.asnumpy() for _, y in records.batches(0)])
+    assert len(records) == 4 and X.shape == (192, 1, 28, 28)
+    # pack wrote the files in a seeded order; ImageRecordIter reads them as BatchIter does
+    order = np.random.default_rng(0).permutation(192)
+    ours = BatchIter(folder.images[order], folder.labels[order], 192, normalize=stats)
+    X_ref, y_ref = next(iter(ours))
+    np.testing.assert_allclose(X, X_ref.asnumpy(), atol=1e-5)
+    np.testing.assert_array_equal(y, y_ref.asnumpy())
+    # two workers' shards are the whole set, once
+    shards = [np.concatenate([y.asnumpy() for _, y in RecordBatches(
+        str(tmp_path / "train.rec"), 32, 28, 1, stats, shuffle=True, num_parts=2,
+        part_index=k).batches(0)]) for k in (0, 1)]
+    assert sorted(np.concatenate(shards).tolist()) == sorted(folder.labels.tolist())
+    assert [len(s) for s in shards] == [96, 96] and len(set(shards[0])) == 4
+
+
+@pytest.mark.slow
+def test_pack_then_train_on_the_rec(cli, book, tmp_path):
+    for split in ("train", "test"):
+        result = cli("pack", str(book / split), str(tmp_path / split))
+        assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "64 images of 4 classes (gray)" in result.stdout
+    result = cli("pack", str(book / "test"), str(tmp_path / "test"))
+    assert result.returncode == 2 and "exists; remove it" in result.stderr
+    run = tmp_path / "run"
+    result = cli("train", "--data", str(tmp_path / "train.rec"), "--test-data",
+                 str(tmp_path / "test.rec"), "--out", str(run), "--epochs", "1", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "through ImageRecordIter" in result.stdout and len(_lines(result)) == 1
+    assert json.loads((run / "config.json").read_text())["classes"] == CLASSES
+    result = cli("evaluate", "--params", str(run / "model.params"))
+    assert f"(64 images of {tmp_path / 'test.rec'}" in result.stdout, result.stderr
+    os.remove(tmp_path / "test.idx")
+    result = cli("evaluate", "--params", str(run / "model.params"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"has no {tmp_path / 'test.idx'} (index) beside it" in result.stderr
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_the_shipped_weights(cli, book, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "--data", str(book), "--init", "pretrained", "--lr-body", "0.1",
+                 "--out", str(run), "--epochs", "1", "--resize", "64", "--batch-size", "32",
+                 "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert ("starting from the weights of pretrained; 9.weight: new, (4, 512) (its classes are "
+            "others)") in result.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert (config["init"], config["lr_body"]) == ("pretrained", 0.1)
+    result = cli("train", "--data", str(book), "--init", "pretrained", "--depth", "34",
+                 "--out", str(tmp_path / "r34"), "--epochs", "1", *TINY)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "the trained weights do not map onto this net" in result.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda root: os.rename(root / "test" / "bag", root / "test" / "bags"),
+     "differ from those of .*only in training \\['bag'\\], only in the test folder "
+     "\\['bags'\\]"),
+    (lambda root: os.rename(root / "test", root / "elsewhere"),
+     "has no test folder .*--val-split N"),
+])
+def test_a_test_folder_that_does_not_fit_is_named(book, tmp_path, change, message):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(book, root)
+    change(root)
+    with pytest.raises(ValueError, match=message):
+        load_folder_splits(str(root), 32, 28)
+
+
+def test_a_folder_without_test_holds_images_out(book):
+    own = load_folder_splits(str(book / "train"), 32, 28, val_split=40, seed=3)
+    assert own.splits.test is None and own.splits.val.num_examples == 40
+    assert own.splits.train.num_examples == 152 and own.test_root is None
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A colour folder: 40x40 crops of scikit-learn's two sample photographs (train and
+    test from different parts of each photo)."""
+    from sklearn.datasets import load_sample_images
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, photo in zip(("china", "flower"), load_sample_images().images):
+        for split, count, cols in (("train", 24, (0, 400)), ("test", 8, (400, 600))):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                y, x = rng.integers(0, 387), rng.integers(*cols)
+                Image.fromarray(photo[y:y + 40, x:x + 40]).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.slow
+def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos, tmp_path):
+    import onnx
+    import onnxruntime
+
+    run = tmp_path / "run"
+    result = cli("train", "--data", str(photos), "--out", str(run), "--epochs", "2",
+                 "--resize", "32", "--batch-size", "16", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "(colour, 32x32)" in result.stdout
+    result = cli("export", "--params", str(run / "model.params"), "--format", "onnx",
+                 "--out", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    assert "input 'data': N x 3 x 32 x 32" in result.stdout
+    files = sorted(str(p) for p in (photos / "test").glob("*/*.jpg"))
+    result = cli("predict", "--model", str(run / "model.params"), "--json", "--topk", "1",
+                 *files)
+    mxnet_labels = [json.loads(line)["top"][0]["class"] for line in result.stdout.splitlines()]
+    # onnxruntime, with only the file's metadata and Pillow: what a server without us does
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert meta["preprocess"] == "crop" and meta["classes"] == ["china", "flower"]
+    batch = []
+    for path in files:
+        im = Image.open(path).convert("RGB")
+        scale = meta["resize"] / min(im.size)
+        im = im.resize((max(32, round(im.size[0] * scale)), max(32, round(im.size[1] * scale))),
+                       Image.BILINEAR)
+        left, top = (im.size[0] - 32) // 2, (im.size[1] - 32) // 2
+        x = np.asarray(im.crop((left, top, left + 32, top + 32)), np.float32) / 255
+        batch.append(((x - meta["mean"]) / meta["std"]).transpose(2, 0, 1))
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    out = session.run(None, {"data": np.stack(batch).astype(np.float32)})[0]
+    assert [meta["classes"][i] for i in out.argmax(1)] == mxnet_labels
+    assert len(mxnet_labels) == 16
