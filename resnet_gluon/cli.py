@@ -333,7 +333,20 @@ def _training_data(config: TrainConfig, settings: Dict[str, Any], num_parts: int
             print(note, flush=True)
     model = dataclasses.replace(config.model, num_classes=len(own.classes),
                                 in_channels=own.channels)
-    return own.splits, dataclasses.replace(config, model=model), own.record()
+    # --data as given (a layout's root): what --resume compares with
+    return own.splits, dataclasses.replace(config, model=model), \
+        dict(own.record(), data=settings["data"])
+
+
+def _check_same_classes(run_dir: str, classes: List[str]) -> None:
+    """Refuse to resume a run on images whose classes are not the run's."""
+    from .run import read_config
+
+    saved = read_config(run_dir).get("classes")
+    if saved is not None and saved != classes:
+        raise ValueError(f"the run in {run_dir} was trained on the classes {saved}; the data "
+                         f"now holds {classes}. Resume on the run's images, or start a new "
+                         f"run directory.")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -351,6 +364,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
                          f"{num_parts} workers; use a multiple of {num_parts}.")
     data, config, recorded = _training_data(config, settings, num_parts, part_index)
+    if args.resume and recorded:
+        _check_same_classes(out, recorded["classes"])
     spec = config.model
     net = spec.build()
     if part_index == 0:
@@ -661,13 +676,15 @@ def _add_info(sub) -> None:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     """Print the versions (resnet_gluon, MXNet, oneDNN, numpy, Python), the CPU and its ISA
-    flags, whether AMX is on and why (not), the thread count, and the oneDNN kernels a tiny
-    fp32 and bf16 convolution ran on in a fresh process.
+    flags, whether AMX is on and why (not), the thread count, how bfloat16 runs here (AMX,
+    AVX512-BF16 or emulated), and the oneDNN kernels a tiny fp32 and bf16 convolution ran on
+    in a fresh process.
     """
     import mxnet
     import numpy
 
     from . import cpu
+    from .precision import bfloat16_case
 
     probe = cpu.kernel_isas()
     flags = cpu.cpu_flags()
@@ -683,6 +700,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"amx: {'on' if status.enabled else 'off'} ({status.reason})")
     print(f"threads: OMP_NUM_THREADS={threads}" if threads else
           f"threads: OMP_NUM_THREADS unset (oneDNN uses all {os.cpu_count()} cores)")
+    print(f"bfloat16: {bfloat16_case()[1]}")
     print(f"oneDNN isa: {probe.get('isa', 'unknown (the probe did not run)')}")
     for dtype in ("float32", "bfloat16"):
         print(f"convolution {dtype}: {probe.get(f'conv_{dtype}', 'did not run')}")

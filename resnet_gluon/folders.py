@@ -256,8 +256,12 @@ def folder_layout(root: str) -> Tuple[str, Optional[str]]:
         return train, None
     classes = list_image_folder(train)[2]
     for held in found:
-        if list_image_folder(held)[2] == classes:
-            return train, held
+        try:
+            if list_image_folder(held)[2] == classes:
+                return train, held
+        except ValueError:  # the book's test/ holds one unlabelled class, "unknown"
+            continue
+    # None fits: name why the first does not (its own problem, or its other classes).
     check_same_classes(classes, list_image_folder(found[0])[2], train, found[0])
     return train, found[0]  # pragma: no cover - check_same_classes raised
 
@@ -293,9 +297,9 @@ class FolderSplits:
     def record(self) -> Dict[str, Any]:
         """What a run's ``config.json`` records of the data, for every command after
         training (:class:`resnet_gluon.trained.ModelInfo` reads it): the classes, the
-        preprocessing and its statistics, and the test data's path."""
+        preprocessing and its statistics, and the training and test data's paths."""
         return {"classes": list(self.classes), "preprocess": "crop", "mean": list(self.mean),
-                "std": list(self.std),
+                "std": list(self.std), "data": os.path.abspath(self.train_root),
                 "test_data": self.test_root and os.path.abspath(self.test_root)}
 
 

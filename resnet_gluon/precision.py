@@ -18,9 +18,10 @@ from typing import Tuple
 import mxnet as mx
 from mxnet import gluon
 
-from .cpu import cpu_flags
+from .cpu import amx_status, cpu_flags
 
-__all__ = ["DTYPES", "check_dtype", "mixed_precision", "native_bfloat16"]
+__all__ = ["DTYPES", "BF16_CASES", "check_dtype", "mixed_precision", "bfloat16_case",
+           "native_bfloat16"]
 
 #: The compute types a net can run in.
 DTYPES = ("float32", "bfloat16")
@@ -33,12 +34,34 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
+#: The three ways oneDNN 2.4 runs bfloat16 on a CPU (:func:`bfloat16_case`).
+BF16_CASES = ("amx", "avx512_bf16", "emulated")
+
+
+def bfloat16_case() -> Tuple[str, str]:
+    """Which of :data:`BF16_CASES` this process is, and in words.
+
+    ``'amx'``: the AMX tiles are granted (:func:`resnet_gluon.cpu.amx_status`), bf16
+    convolutions run on them.  ``'avx512_bf16'``: no AMX for this process, but the CPU has
+    AVX512-BF16 (AMD Zen 4, Intel Cooper Lake; also an AMX Xeon whose tiles Linux refused):
+    native bf16 dot products, faster than float32.  ``'emulated'``: neither; oneDNN emulates
+    bf16, slower than float32.
+    """
+    flags, amx = cpu_flags(), amx_status()
+    if amx.enabled:
+        return "amx", "native, on the AMX tiles"
+    if "avx512_bf16" in flags:
+        return "avx512_bf16", ("native, on AVX512-BF16 (no AMX for this process: "
+                               f"{amx.reason})")
+    return "emulated", ("emulated: this CPU has neither AMX nor AVX512-BF16, so oneDNN "
+                        "emulates bfloat16 and it runs slower than float32; use float32")
+
+
 def native_bfloat16() -> Tuple[bool, str]:
     """Whether this CPU computes bf16 natively (AMX or AVX512-BF16), and in what words."""
-    flags = cpu_flags()
-    have = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-    if have:
-        return True, f"this CPU has {' and '.join(have)}"
+    case, words = bfloat16_case()
+    if case != "emulated":
+        return True, f"bfloat16 is {words}"
     return False, ("this CPU has neither AMX nor AVX512-BF16, so oneDNN emulates bfloat16 "
                    "and it runs slower than float32")
 

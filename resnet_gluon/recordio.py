@@ -37,6 +37,8 @@ __all__ = ["pack", "read_pack_info", "RecordBatches", "load_own_splits", "own_ev
            "own_calibration_images"]
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+#: Files read and checked at a time while packing: a set that does not fit in memory packs.
+_CHUNK = 512
 
 
 def _paths(prefix: str) -> Tuple[str, str, str]:
@@ -59,9 +61,9 @@ def pack(root: str, prefix: str, workers: Optional[int] = None,
     """Write the image folder ``root`` (``CLASS/IMAGE``) as ``PREFIX.rec``, ``.idx`` and
     ``.json``; return what the ``.json`` holds.
 
-    Every image is checked whole before anything is written (a bad one is named and nothing
-    is left behind); the three files appear only when complete.  Files that are not images
-    are skipped and counted in one line to ``log``.
+    Every image is checked whole as it is packed, a chunk at a time (a bad one is named and
+    nothing is left behind); the three files appear only when complete.  Files that are not
+    images are skipped and counted in one line to ``log``.
 
     Raises
     ------
@@ -75,35 +77,22 @@ def pack(root: str, prefix: str, workers: Optional[int] = None,
     if there:
         raise ValueError(f"{there[0]} exists; remove it or give another PREFIX (pack never "
                          f"writes over a file).")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        read = list(pool.map(_checked, files))
-    bad = [r for r in read if isinstance(r, str)]
-    if bad:
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ValueError(f"{bad[0]}{more}. Fix or remove it, then pack again.")
-    colour = any(c for _, c, _ in read)
-    sums = np.sum([s for _, _, s in read], axis=0)
-    first, second = (sums[1:4], sums[4:7]) if colour else (sums[7:8], sums[8:9])
-    mean = first / sums[0]
-    std = np.sqrt(np.maximum(second / sums[0] - mean * mean, 0.0))
-    info = {"classes": classes, "channels": 3 if colour else 1, "count": len(files),
-            "mean": (mean / 255).tolist(), "std": (std / 255).tolist(),
-            "source": os.path.abspath(root)}
-    temps = [os.path.join(os.path.dirname(p) or ".", f".{os.path.basename(p)}.tmp")
-             for p in outputs]
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    temps = [os.path.join(directory, f".{os.path.basename(p)}.tmp") for p in outputs]
     try:
-        writer = mx.recordio.MXIndexedRecordIO(temps[1], temps[0], "w")
-        # In a seeded random order, as im2rec's --shuffle: a dist_sync worker's shard is a
-        # run of records, and class by class it would hold a few classes only.
-        for i, k in enumerate(np.random.default_rng(0).permutation(len(files))):
-            header = mx.recordio.IRHeader(0, labels[k], i, 0)
-            writer.write_idx(i, mx.recordio.pack(header, read[k][0]))
-        writer.close()
+        colour, sums = _write_records(files, labels, temps[:2], workers)
+        first, second = (sums[1:4], sums[4:7]) if colour else (sums[7:8], sums[8:9])
+        mean = first / sums[0]
+        std = np.sqrt(np.maximum(second / sums[0] - mean * mean, 0.0))
+        info = {"classes": classes, "channels": 3 if colour else 1, "count": len(files),
+                "mean": (mean / 255).tolist(), "std": (std / 255).tolist(),
+                "source": os.path.abspath(root)}
         with open(temps[2], "w", encoding="utf-8") as f:
             json.dump(info, f, indent=1)
         for temp, out in zip(temps, outputs):
             os.replace(temp, out)
-    finally:
+    finally:  # a bad image or a full disk leaves nothing behind
         for temp in temps:
             if os.path.exists(temp):
                 os.remove(temp)
@@ -111,6 +100,35 @@ def pack(root: str, prefix: str, workers: Optional[int] = None,
         log(f"skipped {len(ignored):,} files that are not PNG, JPEG or BMP images, first "
             f"{ignored[0]}")
     return info
+
+
+def _write_records(files: List[str], labels: List[int], paths: List[str],
+                   workers: Optional[int]) -> Tuple[bool, np.ndarray]:
+    """Write the records (``paths``: the .rec and .idx), a chunk of files at a time (the set
+    may not fit in memory), and return whether any image is colour and the pixel sums."""
+    writer = mx.recordio.MXIndexedRecordIO(paths[1], paths[0], "w")
+    # In a seeded random order, as im2rec's --shuffle: a dist_sync worker's shard is a run
+    # of records, and class by class it would hold a few classes only.
+    order = np.random.default_rng(0).permutation(len(files))
+    colour, sums = False, np.zeros(9)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+            for start in range(0, len(order), _CHUNK):
+                chunk = order[start:start + _CHUNK]
+                read = list(pool.map(_checked, [files[k] for k in chunk]))
+                bad = [r for r in read if isinstance(r, str)]
+                if bad:
+                    more = f" (and {len(bad) - 1} more near it)" if len(bad) > 1 else ""
+                    raise ValueError(f"{bad[0]}{more}. Fix or remove it, then pack again; "
+                                     f"nothing was written.")
+                for i, k, (raw, is_colour, pixel_sums) in zip(range(start, len(order)),
+                                                              chunk, read):
+                    header = mx.recordio.IRHeader(0, labels[k], i, 0)
+                    writer.write_idx(i, mx.recordio.pack(header, raw))
+                    colour, sums = colour or is_colour, sums + pixel_sums
+    finally:
+        writer.close()
+    return colour, sums
 
 
 def _checked(path: str):

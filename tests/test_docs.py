@@ -1,11 +1,13 @@
 """The README and docs/: every link and every file path they name exists, the README stays a
 guide (short), and their Python code runs as written."""
 import glob
+import json
 import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from common import CHILD_ENV
@@ -128,3 +130,24 @@ def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "the 1-channel stem widened to 3 channels" in result.stdout
     assert "9.weight: new, (5, 512)" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_own_images_pages_script_runs_as_written(tmp_path, test_images):
+    from PIL import Image
+
+    from resnet_gluon.data import CLASS_NAMES
+
+    images, labels = test_images
+    for label in (1, 5, 7):  # trouser, sandal, sneaker: 24 training and 8 test images each
+        for i, index in enumerate(np.flatnonzero(labels == label)[:32]):
+            folder = tmp_path / "images" / ("train" if i < 24 else "test") / CLASS_NAMES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[index]).save(folder / f"{i}.png")
+    (block,) = _python_blocks(os.path.join(ROOT, "docs", "own-images.md"))
+    result = _run(block, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^epoch 1, loss .* test acc ", result.stdout, re.M), result.stdout
+    config = json.loads((tmp_path / "runs" / "images" / "config.json").read_text())
+    assert config["classes"] == ["sandal", "sneaker", "trouser"]
+    assert config["preprocess"] == "crop" and config["test_data"].endswith("images/test")

@@ -111,6 +111,18 @@ def test_a_pack_streams_the_folders_images(book, tmp_path):
     assert [len(s) for s in shards] == [96, 96] and len(set(shards[0])) == 4
 
 
+def test_a_bad_image_stops_a_pack_and_leaves_nothing(book, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(book / "train", root)
+    whole = (root / "bag" / "bild ü 3.png").read_bytes()
+    (root / "bag" / "bild ü 3.png").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match="bild ü 3.png: the image is truncated or corrupt"):
+        pack(str(root), str(tmp_path / "out" / "train"), workers=2)
+    assert os.listdir(tmp_path / "out") == []
+
+
 @pytest.mark.slow
 def test_pack_then_train_on_the_rec(cli, book, tmp_path):
     for split in ("train", "test"):
@@ -165,6 +177,20 @@ def test_a_test_folder_that_does_not_fit_is_named(book, tmp_path, change, messag
     change(root)
     with pytest.raises(ValueError, match=message):
         load_folder_splits(str(root), 32, 28)
+
+
+def test_the_books_kaggle_layout_tests_on_valid(book, tmp_path):
+    # d2l's Kaggle CIFAR-10 chapter: train/, valid/, train_valid/ and test/unknown/
+    import shutil
+
+    root = tmp_path / "kaggle"
+    shutil.copytree(book / "train", root / "train")
+    shutil.copytree(book / "test", root / "valid")
+    shutil.copytree(book / "train", root / "train_valid")
+    shutil.copytree(book / "test" / "bag", root / "test" / "unknown")
+    own = load_folder_splits(str(root), 32, 28)
+    assert own.test_root == str(root / "valid") and own.splits.test.num_examples == 64
+    assert own.classes == CLASSES
 
 
 def test_a_folder_without_test_holds_images_out(book):
@@ -226,3 +252,44 @@ def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos,
     out = session.run(None, {"data": np.stack(batch).astype(np.float32)})[0]
     assert [meta["classes"][i] for i in out.argmax(1)] == mxnet_labels
     assert len(mxnet_labels) == 16
+
+
+@pytest.mark.slow
+def test_bad_own_data_on_the_command_line_is_one_line(cli, book, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(book, root)
+    os.rename(root / "test" / "bag", root / "test" / "bags")
+    cases = [
+        (["train", "--data", str(root), *TINY], "only in the test folder ['bags']"),
+        (["train", "--data", str(book), "--data-dir", str(tmp_path), *TINY],
+         "name two data sets; give one"),
+        (["train", "--channels", "3", *TINY], "give --data PATH too"),
+        (["evaluate", "--data", str(book)], "this net was trained on Fashion-MNIST"),
+        (["train", "--data", str(tmp_path / "none.rec"), *TINY], "not a .rec file"),
+    ]
+    for argv, message in cases:
+        result = cli(*argv)
+        assert result.returncode == 2, (argv, result.stderr)
+        lines = result.stderr.splitlines()  # evaluate says first which weights it uses
+        assert message in lines[-1] and "Traceback" not in result.stderr, result.stderr
+        assert len(lines) == (2 if argv[0] == "evaluate" else 1), result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_folder_whose_classes_changed(cli, book, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(book, root)
+    run = tmp_path / "run"
+    args = ["--data", str(root), "--epochs", "2", *TINY]
+    proc = cli.popen("train", "--out", str(run), "--checkpoint-every", "2", *args)
+    kill_when(proc, run, lambda found: len(found) >= 1)
+    for split in ("train", "test"):
+        os.rename(root / split / "bag", root / split / "bags")
+    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    assert result.returncode == 2 and "was trained on the classes" in result.stderr
+    assert find_checkpoints(str(run)), "the checkpoint must survive the refusal"
