@@ -128,3 +128,32 @@ def test_an_info_file_that_is_not_an_object_is_named(exported):
     with pytest.raises(ValueError, match=re.escape(info) +
                        r": resize must be an integer from 8 to 512"):
         load_symbol(str(exported))
+
+
+@pytest.mark.slow
+def test_an_onnx_file_that_disagrees_with_mxnet_fails_the_check(trained_run, tmp_path,
+                                                               monkeypatch, capsys):
+    # The check's failing branch, on a real difference: every score of the written file is
+    # moved by 0.01 (its output layer's bias), far above the limit.
+    import onnx
+    from onnx import numpy_helper
+
+    from resnet_gluon import cli, export
+
+    real = export.export_onnx
+
+    def skewed(net, prefix, info):
+        path = real(net, prefix, info)
+        model = onnx.load(path)
+        (bias,) = [t for t in model.graph.initializer if list(t.dims) == [10]]
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.01, bias.name))
+        onnx.save(model, path)
+        return path
+
+    monkeypatch.setattr(export, "export_onnx", skewed)
+    code = cli.main(["export", "--params", str(trained_run / "model.params"), "--format",
+                     "onnx", "--out", str(tmp_path / "m"), "--check-images", "32"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert re.search(r"on 32 Fashion-MNIST test images: max abs difference 1\.00e-02 "
+                     r"\(FAILED: limit \d\.\de-0[34], 1e-4 of the largest output", out), out

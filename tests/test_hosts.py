@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from common import assert_same_params
+from common import assert_same_params, skip_unless_ci
 
 TINY = ["--limit-train", "512", "--limit-test", "128", "--resize", "28", "--batch-size", "64",
         "--no-progress"]
@@ -33,7 +33,7 @@ def _ip(*args, ns=None):
 def hosts():
     """Four namespaces on one bridge: [(namespace, address, interface), ...]."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("network namespaces need root and iproute2's ip")
+        skip_unless_ci("network namespaces need root and iproute2's ip")
     tag = uuid.uuid4().hex[:6]
     subnet = f"10.213.{int(tag[:2], 16)}"
     bridge = f"rgbr{tag}"
@@ -56,7 +56,7 @@ def hosts():
         for ns in made:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        pytest.skip(f"network namespaces are not allowed here: {err.stderr.strip()}")
+        skip_unless_ci(f"network namespaces are not allowed here: {err.stderr.strip()}")
     yield [(f"rg{tag}{i}", f"{subnet}.{i}", f"rgv{tag}{i}") for i in range(1, 5)]
     for ns in made:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -69,11 +69,12 @@ def _start(host, role, scheduler, argv, extra_env=None):
     env = dict(os.environ, OMP_NUM_THREADS="1", DMLC_ROLE=role, DMLC_PS_ROOT_URI=scheduler,
                DMLC_PS_ROOT_PORT=PORT, DMLC_NUM_SERVER="1", DMLC_NUM_WORKER="2",
                DMLC_NODE_HOST=address, DMLC_INTERFACE=interface, **(extra_env or {}))
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
-def _job(hosts, run, epochs, job_timeout, extra_env=None):
+def _job(hosts, run, epochs, job_timeout, extra_env=None, extra_args=()):
     """docs/training.md's multi-host form: scheduler, server, two workers, each on its own host."""
     scheduler, serve = hosts[0][1], ["-c", "import resnet_gluon"]
     bound = dict(extra_env or {}, RESNET_GLUON_JOB_TIMEOUT=str(job_timeout))
@@ -82,7 +83,8 @@ def _job(hosts, run, epochs, job_timeout, extra_env=None):
     for i, host in enumerate(hosts[2:]):
         procs[f"worker{i}"] = _start(host, "worker", scheduler,
                                      ["-m", "resnet_gluon", "train", "--kvstore", "dist_sync",
-                                      "--out", str(run), *TINY, "--epochs", str(epochs)],
+                                      "--out", str(run), *TINY, "--epochs", str(epochs),
+                                      *extra_args],
                                      extra_env)
     return procs
 
@@ -109,21 +111,23 @@ def test_four_hosts_train_together_and_both_workers_hold_the_same_weights(hosts,
 
 
 def test_a_dead_server_and_a_cut_link_end_every_process_with_a_reason(hosts, tmp_path):
-    procs = _job(hosts, tmp_path / "run", epochs=50, job_timeout=20,
-                 extra_env={"RESNET_GLUON_PS_TIMEOUT": "6"})
+    # The job's deadline (60 s, counted from the scheduler's start) comes well after the
+    # workers have stopped for their own reasons, on a loaded machine too.
+    procs = _job(hosts, tmp_path / "run", epochs=50, job_timeout=60,
+                 extra_env={"RESNET_GLUON_PS_TIMEOUT": "6"}, extra_args=["--checkpoint-every", "2"])
     deadline = time.time() + 120
-    while not list(tmp_path.glob("run/config.json")) and time.time() < deadline:
+    while not list(tmp_path.glob("run/checkpoints/ckpt-*")):  # training steps under way
+        assert time.time() < deadline, "no training step within 120 s"
         time.sleep(0.2)
-    time.sleep(3)  # steps under way
     started = time.time()
     os.killpg(procs["server"].pid, signal.SIGKILL)
     _ip("link", "set", hosts[3][2], "down", ns=hosts[3][0])
-    out = _finish(procs, within=90)
-    assert time.time() - started < 90
+    out = _finish(procs, within=150)
+    assert time.time() - started < 150
     codes = {name: code for name, (code, _) in out.items()}
     assert codes["scheduler"] == 124 and codes["worker0"] == 1 and codes["worker1"] == 1, out
     scheduler = f"{hosts[0][1]}:{PORT}"
-    assert "scheduler: the job did not end within 20 s" in out["scheduler"][1]
+    assert "scheduler: the job did not end within 60 s" in out["scheduler"][1]
     assert re.search(f"cannot reach the scheduler at {re.escape(scheduler)}", out["worker1"][1])
     assert re.search(f"the scheduler at {re.escape(scheduler)} answers, so a server or another "
                      f"worker has stopped", out["worker0"][1])

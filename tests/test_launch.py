@@ -1,24 +1,45 @@
 """MXNet's parameter server over loopback: two workers agree, a dead worker stops the job, nothing survives."""
 import os
+import queue
 import re
 import signal
+import threading
 import time
 
 import pytest
 
 from common import alive, assert_same_params
+from resnet_gluon.checkpoint import find_checkpoints
 
 # One worker's share of a tiny run: 512 real images at 28x28, one epoch.
 TINY = ["--limit-train", "512", "--limit-test", "128", "--resize", "28", "--batch-size", "64",
         "--epochs", "1", "--no-progress"]
 
 
-def _pids(proc, count=4):
+def _lines(stream):
+    """The lines of ``stream`` as a queue, read by a thread: a read can then time out."""
+    lines = queue.Queue()
+
+    def read():
+        for line in stream:
+            lines.put(line)
+        lines.put("")  # the end
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _pids(lines, count=4, within=120):
     """Read the launcher's "launch: ROLE pid N" lines until ``count`` processes are up."""
-    pids, workers = [], []
+    pids, workers, seen = [], [], []
+    deadline = time.time() + within
     while len(pids) < count:
-        line = proc.stderr.readline()
-        assert line, "launcher ended early"
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.time()))
+        except queue.Empty:
+            pytest.fail(f"the launcher did not start {count} processes in {within} s: {seen}")
+        assert line, f"launcher ended early: {seen}"
+        seen.append(line)
         found = [int(p) for p in re.findall(r"launch: \w+(?: \d)? pid (\d+)", line)]
         pids += found
         if line.startswith("launch: worker"):
@@ -27,21 +48,41 @@ def _pids(proc, count=4):
 
 
 def _long_job(cli, tmp_path):
-    """A two-worker job of 50 epochs (it would run for many minutes), once all four are up."""
+    """A two-worker job of 50 epochs (it would run for many minutes), once its workers have
+    taken training steps (a step checkpoint is written): ``(proc, stderr lines, pids,
+    worker pids)``."""
+    run = tmp_path / "run"
     proc = cli.popen("launch", "-n", "2", "--timeout", "240", "--", "train", "--out",
-                     str(tmp_path / "run"), "--limit-train", "4096", "--resize", "28",
-                     "--batch-size", "64", "--epochs", "50", "--no-progress",
+                     str(run), "--limit-train", "4096", "--resize", "28", "--batch-size", "64",
+                     "--epochs", "50", "--checkpoint-every", "4", "--no-progress",
                      env={"OMP_NUM_THREADS": "1"})
-    return (proc, *_pids(proc))
+    lines = _lines(proc.stderr)
+    pids, workers = _pids(lines)
+    deadline = time.time() + 120
+    while not find_checkpoints(str(run)):
+        assert time.time() < deadline and proc.poll() is None, "no training step in 120 s"
+        time.sleep(0.1)
+    return proc, lines, pids, workers
 
 
-def _seconds_to_end(proc):
+def _seconds_to_end(proc, limit=60):
+    """How long ``proc`` takes to end from now; well under the job's --timeout of 240 s, so
+    a launcher that waited for the timeout fails."""
     started = time.time()
     try:
-        proc.wait(timeout=60)
+        proc.wait(timeout=limit + 30)
     finally:
         proc.kill()
     return time.time() - started
+
+
+def _rest(lines):
+    out = []
+    while True:
+        line = lines.get(timeout=30)
+        if not line:
+            return "".join(out)
+        out.append(line)
 
 
 @pytest.mark.slow
@@ -59,12 +100,11 @@ def test_dist_sync_over_loopback(cli, tmp_path):
 
 @pytest.mark.slow
 def test_a_dead_worker_stops_the_others(cli, tmp_path):
-    proc, pids, (_, worker1) = _long_job(cli, tmp_path)
-    time.sleep(8)  # training under way
+    proc, lines, pids, (_, worker1) = _long_job(cli, tmp_path)
     os.kill(worker1, signal.SIGKILL)
-    assert _seconds_to_end(proc) < 30
+    assert _seconds_to_end(proc) < 60
     assert proc.returncode == 1
-    assert "launch: worker 1 exited with code -9; stopping the others" in proc.stderr.read()
+    assert "launch: worker 1 exited with code -9; stopping the others" in _rest(lines)
     assert not [pid for pid in pids if alive(pid)]
 
 
@@ -75,9 +115,9 @@ def test_a_worker_that_fails_stops_the_job_within_seconds(cli, tmp_path):
     base = tmp_path / "base"
     assert cli("train", "--out", str(base), *TINY).returncode == 0
     started = time.time()
-    result = cli("launch", "-n", "2", "-s", "1", "--timeout", "120", "--", "train", "--out",
+    result = cli("launch", "-n", "2", "-s", "1", "--timeout", "240", "--", "train", "--out",
                  str(base), *TINY, timeout=300)
-    assert time.time() - started < 30
+    assert time.time() - started < 60  # well under --timeout, which the bug waited for
     assert result.returncode == 2
     assert f"error: {base} already holds a run" in result.stderr
     assert re.search(r"launch: worker \d exited with code 2; stopping the others", result.stderr)
@@ -87,12 +127,11 @@ def test_a_worker_that_fails_stops_the_job_within_seconds(cli, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_process(cli, tmp_path):
-    proc, pids, _ = _long_job(cli, tmp_path)
-    time.sleep(5)
+    proc, lines, pids, _ = _long_job(cli, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    assert _seconds_to_end(proc) < 15
+    assert _seconds_to_end(proc) < 60
     assert proc.returncode == 128 + signal.SIGTERM
-    assert "launch: got SIGTERM; stopping every process" in proc.stderr.read()
+    assert "launch: got SIGTERM; stopping every process" in _rest(lines)
     deadline = time.time() + 10  # the group's last children may still be reaped
     while [pid for pid in pids if alive(pid)] and time.time() < deadline:
         time.sleep(0.1)

@@ -1,4 +1,6 @@
 """build_resnet18 and the family: the notebook's layers, shapes, counts, and MXNet's model contract."""
+import re
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -75,6 +77,19 @@ def test_family_counts_and_shapes(depth):
         {"basic": Residual, "bottleneck": Bottleneck}[kind]}
     net.initialize()
     assert net(nd.random.uniform(shape=(2, 1, 64, 64))).shape == (2, 10)
+
+
+@pytest.mark.parametrize("depth", sorted(RESNET_SPEC))
+def test_family_counts_are_mxnets_own(depth, capsys):
+    # MXNet's Block.summary counts each layer's parameters itself: the literals above are
+    # not just our count_parameters' output.
+    net = build_resnet(depth, in_channels=1)
+    net.initialize()
+    net.summary(nd.zeros((1, 1, 32, 32)))
+    out = capsys.readouterr().out
+    total, trainable = (int(re.search(rf"{name} params: ([\d,]+)", out).group(1).replace(",", ""))
+                        for name in ("Total", "Trainable"))
+    assert (total, trainable) == PARAMETER_COUNTS[depth]
 
 
 def test_depth_18_is_build_resnet18():

@@ -127,13 +127,16 @@ def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
 @pytest.mark.slow
 def test_two_runs_started_together_leave_exactly_one_run(cli, tmp_path):
     run = tmp_path / "run"
-    procs = [cli.popen("train", "--out", str(run), *TINY, "--epochs", "1", "--seed", seed)
+    # Three epochs: the winner still holds the lock when the loser, started with it, gets
+    # there; only the lock's message is a pass ("already holds a run" would also come from
+    # two runs one after the other, without any lock).
+    procs = [cli.popen("train", "--out", str(run), *TINY, "--epochs", "3", "--seed", seed)
              for seed in ("0", "1")]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
     loser = next(err for code, err in results if code == 2)
-    assert "is in use by another training process" in loser or "already holds a run" in loser
+    assert f"{run} is in use by another training process" in loser, loser
     winner_seed = json.loads((run / "config.json").read_text())["seed"]
     assert (run / "model.params").exists() and winner_seed in (0, 1)
 

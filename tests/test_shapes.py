@@ -79,8 +79,10 @@ def test_count_parameters_needs_known_shapes():
 
 
 def test_runs_on_the_nets_context():
+    # cpu(1), not the default context: a random batch made on cpu(0) would not meet the
+    # weights there
     net = build_resnet18()
-    net.initialize(ctx=mx.cpu(0))
+    net.initialize(ctx=mx.cpu(1))
     assert layer_shapes(net, (1, 1, 32, 32))[-1][1] == (1, 10)
 
 

@@ -117,7 +117,7 @@ def test_two_contexts_match_one_context():
         results.append({k: v.data(mx.cpu(0)).asnumpy()
                         for k, v in net._collect_params_with_prefix().items()})
     one, two = results
-    assert max(np.abs(one[k] - two[k]).max() for k in one) <= 1e-5
+    assert max(np.abs(one[k] - two[k]).max() for k in one) <= 1e-9  # float64: ~2e-11 apart
     # the two steps did move the weights and the statistics
     fresh = build_resnet(18, in_channels=1, small_input=True)
     fresh.cast("float64")

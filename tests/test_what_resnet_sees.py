@@ -1,5 +1,6 @@
-"""examples/what_resnet_sees.ipynb runs in a real Jupyter kernel on the shipped weights, quickly,
-shows its four kinds of pictures, and its committed outputs are current."""
+"""examples/what_resnet_sees.ipynb runs in a real Jupyter kernel on the shipped weights, shows
+its four kinds of pictures, and its committed outputs are current (how long it takes is a
+benchmark's figure, benchmarks/notebook.py, not a test's)."""
 import re
 
 import pytest
@@ -19,11 +20,6 @@ def executed():
 
 def _pictures(cell):
     return sum("image/png" in o.get("data", {}) for o in cell.outputs)
-
-
-def test_it_runs_in_about_a_minute(executed):
-    # about 20 s here alone; the bound leaves room for a busy shared machine.
-    assert executed[2] < 150, executed[2]
 
 
 def test_it_reports_the_shipped_weights_test_accuracy(executed):
