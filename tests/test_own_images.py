@@ -13,6 +13,7 @@ from resnet_gluon.data import CLASS_NAMES, BatchIter
 from resnet_gluon.folders import load_folder_splits, load_image_folder
 from resnet_gluon.recordio import RecordBatches, pack
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Four Fashion-MNIST classes; one folder name has a space, files have spaces and umlauts.
 LABELS = (0, 5, 8, 9)
 CLASSES = sorted(CLASS_NAMES[i] for i in LABELS)  # ankle boot, bag, sandal, t-shirt
@@ -67,6 +68,15 @@ def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path)
     assert result.returncode == 0, result.stderr
     named = result.stdout.split(": ", 1)[1].split(", ")
     assert sorted(n.rsplit(" ", 1)[0] for n in named) == CLASSES
+    # INT8 calibrates on the run's training folder, bfloat16 predicts with its classes
+    result = cli("evaluate", "--params", str(run / "model.params"), "--int8",
+                 "--calib-images", "64")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("int8 test acc 0.")
+    assert "(calibrated on 64 training images)" in result.stdout
+    result = cli("predict", "--model", str(run / "model.params"), "--dtype", "bfloat16",
+                 "--topk", "1", str(image))
+    assert result.returncode == 0 and result.stdout.split(": ")[1].rsplit(" ", 1)[0] in CLASSES
 
 
 @pytest.mark.slow
@@ -252,6 +262,19 @@ def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos,
     out = session.run(None, {"data": np.stack(batch).astype(np.float32)})[0]
     assert [meta["classes"][i] for i in out.argmax(1)] == mxnet_labels
     assert len(mxnet_labels) == 16
+    # docs/own-images.md's onnxruntime block, as written, on one of the photos
+    import shutil
+    import subprocess
+    import sys
+
+    page = open(os.path.join(ROOT, "docs", "own-images.md"), encoding="utf-8").read()
+    block = page.split("<!-- own-onnxruntime -->\n```python\n")[1].split("```")[0]
+    shutil.copy(tmp_path / "m.onnx", tmp_path / "model.onnx")
+    shutil.copy(files[-1], tmp_path / "photo.jpg")
+    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == mxnet_labels[-1]
 
 
 @pytest.mark.slow
