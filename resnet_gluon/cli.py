@@ -725,6 +725,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as err:  # a full disk, a read-only directory: name the file and why
         return _fail(parser, args, 1, _os_error_line(err, args))
     except KeyboardInterrupt:
+        sys.unraisablehook = _quiet_half_built(sys.unraisablehook)
         hint = ""
         if args.command == "train" and getattr(args, "out", None):
             hint = (f"; continue it with: python -m resnet_gluon train --out {args.out} "
@@ -735,6 +736,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         traceback.print_exc()  # an unforeseen error: keep its trace, but leave now
         return _fail(parser, args, 1, "the worker failed (trace above)")
+
+
+def _quiet_half_built(previous):
+    """An unraisable-exception hook that drops what MXNet's ``__del__`` raises for an object
+    whose constructor Ctrl-C interrupted (``'Symbol' object has no attribute 'handle'``,
+    printed as a traceback when it is collected) and passes anything else to ``previous``."""
+    def hook(unraisable):
+        where = getattr(unraisable.object, "__module__", None) or ""
+        if (isinstance(unraisable.exc_value, AttributeError) and where.startswith("mxnet")
+                and "handle" in str(unraisable.exc_value)):
+            return
+        previous(unraisable)
+    return hook
 
 
 def _os_error_line(err: OSError, args: argparse.Namespace) -> str:
