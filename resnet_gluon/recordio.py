@@ -149,7 +149,7 @@ def read_pack_info(rec: str) -> Dict[str, Any]:
     if not rec.endswith(".rec") or not os.path.isfile(rec):
         raise ValueError(f"{rec}: not a .rec file (write one with: python -m resnet_gluon "
                          f"pack IMAGE_FOLDER PREFIX).")
-    rec_path, idx, meta = _paths(rec[:-len(".rec")])
+    _, idx, meta = _paths(rec[:-len(".rec")])
     for path, what in ((idx, "index"), (meta, "class names")):
         if not os.path.isfile(path):
             raise ValueError(f"{rec} has no {path} ({what}) beside it; 'pack' writes the "
@@ -157,7 +157,10 @@ def read_pack_info(rec: str) -> Dict[str, Any]:
     try:
         with open(meta, encoding="utf-8") as f:
             info = json.load(f)
-        count = sum(1 for _ in open(idx, encoding="utf-8"))
+        with open(idx, encoding="utf-8") as f:
+            count = sum(1 for _ in f)
+        if not isinstance(info, dict):
+            raise ValueError(f"a JSON {type(info).__name__}, not the object pack writes")
     except (OSError, ValueError) as err:
         raise ValueError(f"{meta} or {idx} cannot be read ({err}); pack the folder again.") \
             from None
