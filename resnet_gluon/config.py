@@ -37,7 +37,7 @@ RESIZE = Rule("an integer from 8 to 512 (28: native, 96: the book's)", Integral,
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
 
 #: Fields a resumed run may change without losing exactness.
-RESUME_MAY_DIFFER = frozenset({"keep_checkpoints"})
+RESUME_MAY_DIFFER = frozenset({"keep_checkpoints", "test_every"})
 
 
 @dataclasses.dataclass
@@ -86,6 +86,9 @@ class TrainConfig:
         Also checkpoint every N steps inside an epoch (0: only at epoch ends).
     keep_checkpoints : int
         How many checkpoints to keep (the newest ones).
+    test_every : int
+        Evaluate the test set after every N-th epoch and after the last; 0: after the
+        last only (a run whose test set is read once, at the end).
     dtype : {'float32', 'bfloat16'}
         The compute type; weights, their updates and the saved files stay float32
         (see :mod:`resnet_gluon.precision`).
@@ -126,6 +129,9 @@ class TrainConfig:
                                  NONNEGATIVE_INT, metavar="N")
     keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep",
                                  POSITIVE_INT, metavar="N")
+    test_every: int = knob(1, "test accuracy after every N-th epoch and the last; 0: after "
+                              "the last only (the test set read once)", NONNEGATIVE_INT,
+                           metavar="N")
     dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
                                  "the CPU's AMX tiles where it has them", choices=DTYPES)
     init: Optional[str] = knob(None, "start from trained weights: 'pretrained' (the shipped "

@@ -477,8 +477,9 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
                     sums=at.sums if first else None, start=at.step if first else 0,
                     on_step=_after_step(bar, run, config, epoch, steps))
                 run.save.sync()
-                history.append(_epoch_record(run.runner, test_data, ctxs, config, epoch, steps,
-                                             sums, val_data, run.ema))
+                history.append(_epoch_record(run.runner, _tested(test_data, config, epoch),
+                                             ctxs, config, epoch, steps, sums, val_data,
+                                             run.ema))
                 _show(bar, log, format_line(history[-1]))
                 run.save(epoch + 1, 0, _new_sums())
                 if writer:
@@ -547,6 +548,14 @@ def _show(bar, log: Callable[[str], None], line: str) -> None:
 def _averaged(ema: Optional[WeightAverage]):
     """The weight average in the net, when there is one (what is evaluated and saved)."""
     return ema.applied() if ema is not None else contextlib.nullcontext()
+
+
+def _tested(test_data: Optional[Iterable], config: TrainConfig, epoch: int
+            ) -> Optional[Iterable]:
+    """The test set when this epoch reports on it (every ``test_every``-th and the last)."""
+    last = epoch + 1 == config.epochs
+    due = config.test_every and (epoch + 1) % config.test_every == 0
+    return test_data if last or due else None
 
 
 def _epoch_record(net: gluon.Block, test_data: Iterable, ctxs: List[mx.Context],
