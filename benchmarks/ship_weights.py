@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from resnet_gluon.config import option_fields, recipe
 from resnet_gluon.data import BatchIter, load_fashion_mnist
 from resnet_gluon.evaluate import agreement, evaluate
 from resnet_gluon.pretrained import load_pretrained, pack_pretrained
@@ -20,6 +21,20 @@ from resnet_gluon.run import METRICS_FILE, MODEL_FILE, read_config
 from resnet_gluon.trained import load_trained
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def train_command(config: dict) -> str:
+    """The ``train`` command that reproduces a run: its recipe, then each option whose value
+    differs from the recipe's (config.json records every field)."""
+    name = config.get("recipe", "book")
+    base, words = recipe(name).to_dict(), ["python -m resnet_gluon train", f"--recipe {name}"]
+    for field in option_fields():
+        value = config.get(field.name, base[field.name])
+        if value == base[field.name] and field.name != "seed":
+            continue
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        words.append(flag if value is True else f"{flag} {value}")
+    return " ".join(words)
 
 
 def main(argv=None) -> int:
@@ -40,8 +55,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.run_dir, METRICS_FILE)) as f:
         last = [json.loads(line) for line in f if line.strip()][-1]
     source = {"run": f"benchmarks/results/{args.name}",
-              "command": f"python -m resnet_gluon train --recipe {config.get('recipe', 'book')} "
-                         f"--seed {config['seed']}",
+              "command": train_command(config),
               "epochs": last["epoch"], "dtype": config["dtype"],
               "test_acc": round(run_result.accuracy, 4),
               "test_acc_note": "float32 inference of the run's model.params, no TTA",

@@ -17,7 +17,7 @@ from resnet_gluon.data import load_data_fashion_mnist, load_fashion_mnist, load_
 from resnet_gluon.ema import WeightAverage
 from resnet_gluon.evaluate import evaluate
 from resnet_gluon.trained import load_trained
-from resnet_gluon.train import TrainingDiverged, fit, lr_at
+from resnet_gluon.train import TrainingDiverged, _tested, fit, lr_at
 
 
 @pytest.mark.slow
@@ -297,3 +297,18 @@ def test_resuming_with_a_source_that_cannot_rebuild_its_batches_warns(tmp_path):
     fit(build_resnet(18, in_channels=1), data, data, config, run_dir=str(tmp_path / "again"),
         resume=True, progress=False, log=lines.append)
     assert not any("bit-identical" in line for line in lines), lines
+
+
+def test_test_every_reads_the_test_set_on_its_epochs_and_after_the_last():
+    assert [_tested("T", TrainConfig(epochs=5, test_every=2), e) for e in range(5)] == \
+        [None, "T", None, "T", "T"]
+    assert [_tested("T", TrainConfig(epochs=3, test_every=0), e) for e in range(3)] == \
+        [None, None, "T"]
+    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=128,
+                                                    limit_test=64)
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    history = fit(net, train_iter, test_iter,
+                  TrainConfig(epochs=3, batch_size=64, resize=28, test_every=0),
+                  progress=False, hybridize=False, log=lambda line: None)
+    assert ["test_acc" in record for record in history] == [False, False, True]
