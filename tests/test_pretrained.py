@@ -86,8 +86,8 @@ def test_predict_and_evaluate_use_the_shipped_weights_with_no_options(cli, tmp_p
     result = cli(*command.split(), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed + "\n"
-    assert "using the weights shipped in the package (benchmarks/results/fast-seed" in \
-        result.stderr
+    run = pretrained_info()["source"]["run"]
+    assert result.stderr == f"using the weights shipped in the package ({run})\n"
     result = cli("evaluate", "--limit-test", "500")
     assert result.returncode == 0, result.stderr
     accuracy = float(result.stdout.split()[2])
