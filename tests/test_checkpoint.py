@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import time
+import types
 
 import pytest
 
@@ -166,8 +167,6 @@ def test_an_interrupted_mxnet_constructor_leaves_no_traceback_after_ctrl_c():
     # Under load, Ctrl-C once landed inside an MXNet Symbol's constructor; the half-built
     # Symbol's __del__ then printed "Exception ignored ... AttributeError: 'Symbol' object has
     # no attribute 'handle'" with its traceback. After Ctrl-C the CLI drops that one kind.
-    import types
-
     from mxnet._ctypes.symbol import SymbolBase
 
     from resnet_gluon.cli import _quiet_half_built

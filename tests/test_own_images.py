@@ -2,6 +2,9 @@
 layout, the same packed as RecordIO, fine-tuning, and a colour folder of real photographs."""
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -122,8 +125,6 @@ def test_a_pack_streams_the_folders_images(book, tmp_path):
 
 
 def test_a_bad_image_stops_a_pack_and_leaves_nothing(book, tmp_path):
-    import shutil
-
     root = tmp_path / "copy"
     shutil.copytree(book / "train", root)
     whole = (root / "bag" / "bild ü 3.png").read_bytes()
@@ -180,8 +181,6 @@ def test_fine_tuning_from_the_shipped_weights(cli, book, tmp_path):
      "has no test folder .*--val-split N"),
 ])
 def test_a_test_folder_that_does_not_fit_is_named(book, tmp_path, change, message):
-    import shutil
-
     root = tmp_path / "copy"
     shutil.copytree(book, root)
     change(root)
@@ -191,8 +190,6 @@ def test_a_test_folder_that_does_not_fit_is_named(book, tmp_path, change, messag
 
 def test_the_books_kaggle_layout_tests_on_valid(book, tmp_path):
     # d2l's Kaggle CIFAR-10 chapter: train/, valid/, train_valid/ and test/unknown/
-    import shutil
-
     root = tmp_path / "kaggle"
     shutil.copytree(book / "train", root / "train")
     shutil.copytree(book / "test", root / "valid")
@@ -263,10 +260,6 @@ def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos,
     assert [meta["classes"][i] for i in out.argmax(1)] == mxnet_labels
     assert len(mxnet_labels) == 16
     # docs/own-images.md's onnxruntime block, as written, on one of the photos
-    import shutil
-    import subprocess
-    import sys
-
     page = open(os.path.join(ROOT, "docs", "own-images.md"), encoding="utf-8").read()
     block = page.split("<!-- own-onnxruntime -->\n```python\n")[1].split("```")[0]
     shutil.copy(tmp_path / "m.onnx", tmp_path / "model.onnx")
@@ -279,8 +272,6 @@ def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos,
 
 @pytest.mark.slow
 def test_bad_own_data_on_the_command_line_is_one_line(cli, book, tmp_path):
-    import shutil
-
     root = tmp_path / "copy"
     shutil.copytree(book, root)
     os.rename(root / "test" / "bag", root / "test" / "bags")
@@ -303,8 +294,6 @@ def test_bad_own_data_on_the_command_line_is_one_line(cli, book, tmp_path):
 
 @pytest.mark.slow
 def test_resume_refuses_a_folder_whose_classes_changed(cli, book, tmp_path):
-    import shutil
-
     root = tmp_path / "copy"
     shutil.copytree(book, root)
     run = tmp_path / "run"

@@ -19,7 +19,6 @@ from resnet_gluon.trained import load_trained
 from resnet_gluon.train import fit
 
 
-
 def _scores(net, X):
     return nd.softmax(net(X)).asnumpy()
 
