@@ -4,6 +4,10 @@
 >>> net = build_resnet18()
 >>> net.initialize()
 >>> rows = print_shapes(net, (1, 1, 224, 224))  # notebook cell 8
+
+What a training script needs is here too, imported when first used (training and loading
+pull in far more than the model): ``open_source``, ``fit``, ``recipe``, ``TrainConfig``,
+``load_model``; and every module by its name (``resnet_gluon.trained``).
 """
 __version__ = "0.1.0"
 
@@ -39,7 +43,23 @@ from .shapes import (LayerShape, ShapeTable, count_parameters, format_shapes, la
 
 _cpu.settle()  # oneDNN has its ISA limit now; children must not inherit the variable
 
+#: Names of the training side a script reaches from the package: name -> its module.
+_LAZY = {"open_source": "sources", "fit": "train", "recipe": "config",
+         "TrainConfig": "config", "load_model": "trained"}
+
 __all__ = ["__version__", "Residual", "Bottleneck", "RESNET_SPEC", "STAGE_CHANNELS",
            "BLOCKS", "ResNet", "resnet_block", "build_resnet", "build_resnet18",
            "copy_weights", "layer_shapes", "print_shapes", "format_shapes",
-           "count_parameters", "shapes", "ShapeTable", "LayerShape"]
+           "count_parameters", "shapes", "ShapeTable", "LayerShape", *_LAZY]
+
+
+def __getattr__(name: str):
+    """The training side's names, and the package's modules, imported when first used."""
+    import importlib
+    import importlib.util
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,19 +10,21 @@ record (the architecture, the recipe) states each rule once and the command
 line is built from the same declarations.
 """
 import dataclasses
+import errno
 import hashlib
 import math
 import re
+import sys
 from numbers import Integral, Real
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from mxnet import ndarray
 
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
-           "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "knob", "check_fields",
-           "check_positive_int", "check_in_channels", "first_uninitialized", "mxnet_reason",
-           "check_input", "check_channels_first", "sha256"]
+           "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "RESIZE", "TEXT", "knob",
+           "check_fields", "check_positive_int", "check_in_channels", "first_uninitialized",
+           "mxnet_reason", "check_input", "check_channels_first", "sha256", "error_exit"]
 
 
 class Rule:
@@ -81,6 +83,10 @@ POSITIVE_NUMBER = Rule("a number > 0", Real, lambda v: 0 < v < math.inf)
 NONNEGATIVE_NUMBER = Rule("a number >= 0", Real, lambda v: 0 <= v < math.inf)
 FRACTION = Rule("a number in [0, 1)", Real, lambda v: 0 <= v < 1)
 TEXT = Rule("a non-empty word", str, lambda v: bool(v.strip()))
+#: Input sides a net can learn from: below 8 pixels a ResNet sees nothing; above 512 one
+#: batch's first activations pass MXNet's 2**31-element limit.
+RESIZE = Rule("an integer from 8 to 512 (28: native, 96: the book's)", Integral,
+              lambda v: 8 <= v <= 512)
 PROBABILITY = Rule("a probability in [0, 1]", Real, lambda v: 0 <= v <= 1,
                    message="{name} is a probability, in [0, 1]; got {value!r}.")
 
@@ -245,3 +251,47 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def error_exit(err: BaseException, command: str, out: Optional[str] = None
+               ) -> Optional[Tuple[int, str]]:
+    """The exit code and the one line a command that ended with ``err`` prints (``out``:
+    its run directory, for the hint to resume), or None for an unforeseen error, whose
+    trace is worth keeping."""
+    from mxnet.base import MXNetError
+
+    if isinstance(err, (ValueError, TypeError, FileNotFoundError, FileExistsError,
+                        ImportError)):
+        return 2, str(err)
+    if isinstance(err, MXNetError):  # MXNet's own words, without its C++ stack
+        return 1, f"MXNet: {mxnet_reason(err)}"
+    if isinstance(err, RuntimeError):  # TrainingDiverged, CheckpointError, uninitialised nets
+        return 1, str(err)
+    resume = (f"python -m resnet_gluon train --out {out} --resume"
+              if command == "train" and out else None)
+    if isinstance(err, OSError):  # a full disk, a read-only directory: the file and why
+        line = f"{err.filename + ': ' if err.filename else ''}{err.strerror or err}."
+        if err.errno == errno.ENOSPC:
+            line += (" Free some space" + (f", then continue with --resume: the last "
+                                           f"checkpoint is kept ({resume})" if resume else "")
+                     + ".")
+        elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            line += " Choose a directory you can write to."
+        return 1, line
+    if isinstance(err, KeyboardInterrupt):
+        sys.unraisablehook = _quiet_half_built(sys.unraisablehook)
+        return 1, "interrupted" + (f"; continue it with: {resume}" if resume else "")
+    return None
+
+
+def _quiet_half_built(previous):
+    """An unraisable-exception hook that drops what MXNet's ``__del__`` raises for an object
+    whose constructor Ctrl-C interrupted (``'Symbol' object has no attribute 'handle'``,
+    printed as a traceback when it is collected) and passes anything else to ``previous``."""
+    def hook(unraisable):
+        where = getattr(unraisable.object, "__module__", None) or ""
+        if (isinstance(unraisable.exc_value, AttributeError) and where.startswith("mxnet")
+                and "handle" in str(unraisable.exc_value)):
+            return
+        previous(unraisable)
+    return hook

@@ -1,27 +1,28 @@
 """Command line: ``python -m resnet_gluon`` / ``resnet-gluon``.
 
-A thin skin over the library's functions: it parses arguments, calls them
-and prints what they return.  Nothing here is needed from a script.
+A skin over the library: each command parses its options, calls the functions a script
+calls (:func:`resnet_gluon.sources.open_source` and ``fit``, ``load_model`` and
+:func:`resnet_gluon.sources.open_for_model`, ``evaluate``, ``export_*``, ``predict_files``)
+and prints what they return.  Which data a command reads is decided in
+:mod:`resnet_gluon.sources`, never here.
 """
 import argparse
 import dataclasses
-import errno
 import inspect
 import json
 import os
-import platform
 import sys
 import time
 import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from mxnet.base import MXNetError
 
-from ._checks import ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule, mxnet_reason
+from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule,
+                      error_exit)
 from .config import ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx
 from .model import ResNetSpec
-from .shapes import count_parameters, format_shapes, layer_shapes
+from .shapes import check_input_size, count_parameters, format_shapes, layer_shapes
 
 __all__ = ["main", "build_parser"]
 
@@ -30,6 +31,8 @@ _PARAMS_HELP = ("RUN_DIR/model.params, a checkpoint's net.params, or the PREFIX 
 _DATA_HELP = "directory of the four Fashion-MNIST .gz files"
 #: What ``train`` offers of TrainConfig: all but the class count, which the data decides.
 _RECIPE = [f.name for f in option_fields() if f.name != "num_classes"]
+#: What the commands that load weights say of an architecture option left out.
+_FROM_WEIGHTS = " (default: the weights' own, from their config.json or info file)"
 
 
 def _input_shape(text: str) -> Tuple[int, int, int, int]:
@@ -53,23 +56,19 @@ def _typed(rule: Rule):
     return convert
 
 
-def _flag(field: dataclasses.Field) -> str:
-    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
-
-
 def _add_config_options(parser, names: Optional[Sequence[str]] = None,
-                        defaults: bool = False) -> None:
+                        defaults: bool = False, shown: Optional[str] = None) -> None:
     """Add :class:`TrainConfig` fields as options, all of them or ``names``.
 
-    With ``defaults`` an option left out takes the field's default; without,
-    it is None, so the caller can tell "not given" (a run's saved value, a
-    config.json's) from "given".
+    With ``defaults`` an option left out takes the field's default; without, it is None,
+    so the caller can tell "not given" (a run's saved value) from "given".  ``shown`` is
+    what the help says of the default instead of the field's.
     """
     for f in option_fields(names):
         meta = f.metadata
-        shown = "" if f.default is None or isinstance(f.default, bool) else f" ({f.default})"
+        default = "" if f.default is None or isinstance(f.default, bool) else f" ({f.default})"
         kwargs: Dict[str, Any] = dict(dest=f.name, default=f.default if defaults else None,
-                                      help=meta["help"] + shown)
+                                      help=meta["help"] + (default if shown is None else shown))
         if isinstance(f.default, bool):
             # --no-X too where a recipe or a saved run may have turned X on.
             kwargs["action"] = "store_true" if defaults else argparse.BooleanOptionalAction
@@ -77,16 +76,11 @@ def _add_config_options(parser, names: Optional[Sequence[str]] = None,
             kwargs.update(choices=list(meta["choices"]), type=type(meta["choices"][0]))
         else:
             kwargs.update(type=_typed(meta["rule"]), metavar=meta["metavar"])
-        parser.add_argument(_flag(f), **kwargs)
+        parser.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), **kwargs)
 
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def _architecture(args: argparse.Namespace) -> Dict[str, Any]:
-    """The architecture options given (the others None): overrides of a run's config.json."""
-    return {name: getattr(args, name, None) for name in ARCHITECTURE}
 
 
 def _load(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32"):
@@ -95,15 +89,24 @@ def _load(args: argparse.Namespace, option: str, ctx=None, dtype: str = "float32
     from .trained import load_model, pretrained_info
 
     source = getattr(args, option[2:])
+    overrides = {name: getattr(args, name, None) for name in ARCHITECTURE}
     if source is None:
-        given = [k for k, v in _architecture(args).items() if v is not None]
+        given = [k for k, v in overrides.items() if v is not None]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} describes the net of {option}; "
                              f"without {option} the shipped weights are used, whose net is "
                              f"fixed. Give {option} RUN_DIR/model.params for a run of your own.")
         run = pretrained_info()["source"].get("run", "a trained run")
         print(f"using the weights shipped in the package ({run})", file=sys.stderr, flush=True)
-    return load_model(source, ctx=ctx, log=_warn, dtype=dtype, **_architecture(args))
+    return load_model(source, ctx=ctx, log=_warn, dtype=dtype, **overrides)
+
+
+def _data(args: argparse.Namespace) -> Optional[str]:
+    """The data named by ``--data`` or ``--data-dir`` (Fashion-MNIST's directory), not both."""
+    if args.data and args.data_dir:
+        raise ValueError(f"--data {args.data} and --data-dir {args.data_dir} name two data "
+                         f"sets; give one (--data-dir is Fashion-MNIST's).")
+    return args.data or args.data_dir
 
 
 def _command(sub, name: str, func, help: str, more: str = "") -> argparse.ArgumentParser:
@@ -116,18 +119,18 @@ def _command(sub, name: str, func, help: str, more: str = "") -> argparse.Argume
 
 
 def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser:
-    """A subcommand that loads a run's weights: --params, --data-dir, INT8, and the
-    architecture options, which override what the run's config.json says."""
-    parser = _command(sub, name, func, help, " Depth, classes, small-input and resize come "
-                      "from config.json beside the params when it is there, else from the "
-                      "options.")
+    """A subcommand that loads trained weights: --params, the data, INT8, and the
+    architecture options, which override what the weights' own files say."""
+    parser = _command(sub, name, func, help, " Depth, classes, small-input and resize are "
+                      "the weights' own (config.json beside the params, or the export's "
+                      "info file); an option given overrides that.")
     parser.add_argument("--params", help=_PARAMS_HELP + " (default: the trained weights "
                                                "shipped in the package)")
     parser.add_argument("--data-dir", help=_DATA_HELP)
     parser.add_argument("--data", metavar="PATH",
-                        help="for a net trained on your own images: the image folder (its "
-                             "test/ or valid/) or .rec to read (default: the run's)")
-    _add_config_options(parser, ARCHITECTURE)
+                        help="the data to read: an image folder (its test/ or valid/), a .rec, "
+                             "or Fashion-MNIST's directory (default: what the run recorded)")
+    _add_config_options(parser, ARCHITECTURE, shown=_FROM_WEIGHTS)
     _add_config_options(parser, ("dtype",), defaults=True)
     parser.add_argument("--int8", action="store_true",
                         help="quantize to INT8 first (oneDNN, calibrated on training images)")
@@ -142,42 +145,13 @@ def _check_lower_precision(args: argparse.Namespace) -> None:
                          f"pick one (INT8 is quantized from the float32 weights).")
 
 
-def _own_data(args: argparse.Namespace, info, key: str) -> Optional[str]:
-    """The images of a net trained on your own (``--data``, else the run's ``key`` in its
-    config.json: ``data`` or ``test_data``); None for a Fashion-MNIST net."""
-    from .run import find_run_config, read_json
-
-    if info.preprocess != "crop":
-        if args.data:
-            raise ValueError(f"--data {args.data}: this net was trained on Fashion-MNIST "
-                             f"(its images are found by --data-dir); drop --data.")
-        return None
-    if args.data:
-        return args.data
-    params = getattr(args, "params", None)
-    config = find_run_config(params) if params and os.path.isfile(params) else None
-    path = read_json(config).get(key) if config else None
-    if not path:
-        why = f"its run has no {key}" if config else "no run config.json names them"
-        raise ValueError(f"this net was trained on your own images and {why}; give --data "
-                         f"PATH (an image folder or .rec of its classes).")
-    if not os.path.exists(path):
-        raise ValueError(f"{path}, the data the run recorded, is not there any more; give "
-                         f"--data PATH.")
-    return path
-
-
 def _quantized(net, info, args):
-    from .quantize import calibration_images, quantize
+    """The INT8 net, calibrated on the training images of the net's data."""
+    from .quantize import quantize
+    from .sources import open_for_model
 
-    own = _own_data(args, info, "data")
-    if own is None:
-        calib = calibration_images(args.calib_images, info.resize, args.data_dir)
-    else:
-        from .recordio import own_calibration_images
-
-        calib = own_calibration_images(own, info, args.calib_images)
-    return quantize(net, calib)
+    source = open_for_model(info, args.params, _data(args), test=False)
+    return quantize(net, source.calibration_images(info, args.calib_images))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,13 +182,7 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
     """Run a random batch through the net's top-level layers and print each output shape as
     notebook cell 8 does, then the parameter count.
     """
-    n, c, h, w = args.input
-    stride = 1 if args.small_input else 2
-    stem = n * 64 * -(-h // stride) * -(-w // stride)  # the largest output of the net
-    if stem >= 2**31 - 1:
-        raise ValueError(f"--input {n},{c},{h},{w} is too large: the stem's output would hold "
-                         f"{stem:,} numbers, more than MXNet's 2**31 per array. Give a "
-                         f"smaller batch or image.")
+    check_input_size(args.input, args.small_input)
     # Channels inferred at the first forward, as the book does (a channels-last shape is
     # caught there).
     net = ResNetSpec(args.depth, args.num_classes, args.small_input, in_channels=0).build()
@@ -230,7 +198,7 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
 
 def _add_train(sub) -> None:
     p = _command(sub, "train", _cmd_train,
-                 help="train on Fashion-MNIST (the book's recipe by default)")
+                 help="train on Fashion-MNIST or your own images (the book's recipe by default)")
     group = p.add_argument_group(
         "recipe (the options given, over --recipe's values, over the book's shown here; "
         "all saved in RUN_DIR/config.json; on --resume, taken from there unless given)")
@@ -265,121 +233,62 @@ def _add_train(sub) -> None:
                    help="run imperatively (slower; for debugging)")
 
 
-#: Settings of ``train`` outside the recipe, recorded in config.json: (option, default).
-_RUN_SETTINGS = {"recipe": "book", "ctx": "cpu:0", "kvstore": "device", "data_dir": None,
-                 "data": None, "test_data": None, "channels": None, "skip_bad_images": None}
-#: Those a resumed run must keep: another recipe, device split, store or data changes the
-#: numbers.
-_FIXED_ON_RESUME = ("recipe", "ctx", "kvstore", "data", "test_data", "channels")
-
-
 def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, Any]]:
-    """The recipe and the run settings: given options over the run's saved ones (on
-    --resume) or the named recipe's, over the defaults."""
+    """The recipe, and the run's data and devices: the options given, over the run's saved
+    ones (on --resume) or the named recipe's, over the defaults."""
+    from .inputs import DataRef
     from .run import CONFIG_FILE, read_config
 
-    values, settings = TrainConfig().to_dict(), dict(_RUN_SETTINGS)
-    for key in ("data", "test_data"):  # recorded whole: evaluate may run from elsewhere
-        if getattr(args, key):
-            setattr(args, key, os.path.abspath(getattr(args, key)))
+    values = TrainConfig().to_dict()
+    given = dict(recipe=args.recipe, ctx=args.ctx, kvstore=args.kvstore, data=_data(args),
+                 test_data=args.test_data, channels=args.channels,
+                 skip_bad_images=args.skip_bad_images)
     if not args.resume:
-        values.update(RECIPES[args.recipe or "book"])
-    if args.resume:
-        if not args.out:
-            raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
-        if not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
-            raise ValueError(f"--resume: {os.path.join(args.out, CONFIG_FILE)} not found; is "
-                             f"{args.out} a run directory? Start a new run without --resume.")
+        values.update(RECIPES[args.recipe or "book"], recipe=args.recipe or "book")
+        saved: Dict[str, Any] = {}
+    elif not args.out:
+        raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
+    elif not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
+        raise ValueError(f"--resume: {os.path.join(args.out, CONFIG_FILE)} not found; is "
+                         f"{args.out} a run directory? Start a new run without --resume.")
+    else:  # the run's own settings; the data is checked against the run's by fit
         saved = read_config(args.out)
         values.update({k: v for k, v in saved.items() if k in values})
-        settings.update({k: v for k, v in saved.items() if k in settings})
-        for key in _FIXED_ON_RESUME:
-            given = getattr(args, key)
-            if given is not None and given != settings[key]:
-                raise ValueError(
-                    f"the run in {args.out} was trained with --{key} {settings[key]}; resuming "
-                    f"with --{key} {given} would not reproduce it. Leave --{key} out.")
+    settings = dict(DataRef.from_dict(saved).to_dict(), ctx=saved.get("ctx", "cpu:0"),
+                    kvstore=saved.get("kvstore", "device"), recipe=values["recipe"])
+    for key in ("recipe", "ctx", "kvstore"):
+        if args.resume and given[key] is not None and given[key] != settings[key]:
+            raise ValueError(
+                f"the run in {args.out} was trained with --{key} {settings[key]}; resuming "
+                f"with --{key} {given[key]} would not reproduce it. Leave --{key} out.")
+    settings.update({k: v for k, v in given.items() if v is not None})
     values.update({k: getattr(args, k) for k in _RECIPE if getattr(args, k) is not None})
-    settings.update({k: getattr(args, k) for k in settings if getattr(args, k) is not None})
     return TrainConfig.from_dict(values), settings
-
-
-def _training_data(config: TrainConfig, settings: Dict[str, Any], num_parts: int,
-                   part_index: int):
-    """``(splits, config, recorded)``: the run's batches; the config with the classes and
-    channels of the data; what config.json records of the data beside the settings."""
-    from .data import load_splits
-
-    common = dict(augment=config.augment, seed=config.seed, num_parts=num_parts,
-                  part_index=part_index, erase=config.random_erasing, val_split=config.val_split,
-                  limit_train=config.limit_train, limit_test=config.limit_test)
-    batch_size = config.batch_size // num_parts
-    if settings["data"] is None:
-        if settings["test_data"] or settings["channels"] or settings["skip_bad_images"]:
-            raise ValueError("--test-data, --channels and --skip-bad-images are for your own "
-                             "images: give --data PATH too.")
-        return load_splits(batch_size, resize=config.resize, root=settings["data_dir"],
-                           **common), config, {}
-    if settings["data_dir"]:
-        raise ValueError(f"--data {settings['data']} and --data-dir {settings['data_dir']} "
-                         f"name two data sets; give one (--data-dir is Fashion-MNIST's).")
-    from .recordio import load_own_splits
-
-    own = load_own_splits(settings["data"], batch_size, config.resize,
-                          channels=settings["channels"], test=settings["test_data"],
-                          skip_bad_images=bool(settings["skip_bad_images"]), **common)
-    if part_index == 0:
-        for note in own.notes:
-            print(note, flush=True)
-    model = dataclasses.replace(config.model, num_classes=len(own.classes),
-                                in_channels=own.channels)
-    # --data as given (a layout's root): what --resume compares with
-    return own.splits, dataclasses.replace(config, model=model), \
-        dict(own.record(), data=settings["data"])
-
-
-def _check_same_classes(run_dir: str, classes: List[str]) -> None:
-    """Refuse to resume a run on images whose classes are not the run's."""
-    from .run import read_config
-
-    saved = read_config(run_dir).get("classes")
-    if saved is not None and saved != classes:
-        raise ValueError(f"the run in {run_dir} was trained on the classes {saved}; the data "
-                         f"now holds {classes}. Resume on the run's images, or start a new "
-                         f"run directory.")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train a ResNet on the real Fashion-MNIST, or on your own images (--data). With no
     options: the book's recipe (lr 0.05, plain SGD, batch 256, 5 epochs, resize 96, Xavier).
     """
+    from .sources import open_source
     from .train import fit, make_kvstore
 
     config, settings = _train_settings(args)
-    ctxs = parse_ctx(settings["ctx"])
-    out = args.out or os.path.join(
+    source = open_source(settings["data"], settings["test_data"], settings["channels"],
+                         bool(settings["skip_bad_images"]))
+    config = source.configure(config)
+    args.out = args.out or os.path.join(  # named for the --resume hint if interrupted
         "runs", f"resnet{config.model.depth}-{time.strftime('%Y%m%d-%H%M%S')}")
-    kvstore, part_index, num_parts = make_kvstore(settings["kvstore"])
-    if config.batch_size % num_parts:
-        raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
-                         f"{num_parts} workers; use a multiple of {num_parts}.")
-    data, config, recorded = _training_data(config, settings, num_parts, part_index)
-    if args.resume and recorded:
-        _check_same_classes(out, recorded["classes"])
-    spec = config.model
-    net = spec.build()
-    if part_index == 0:
-        print(f"training ResNet-{spec.depth}"
-              f"{f' in {config.dtype}' if config.dtype != 'float32' else ''}"
-              f" on {', '.join(str(c) for c in ctxs)}"
-              f"{f' ({num_parts} workers)' if num_parts > 1 else ''}; run directory {out}",
+    kvstore, rank, workers = make_kvstore(settings["kvstore"])
+    if rank == 0:
+        print(f"training ResNet-{config.model.depth}"
+              f"{f' in {config.dtype}' if config.dtype != 'float32' else ''} on "
+              f"{', '.join(str(c) for c in parse_ctx(settings['ctx']))}"
+              f"{f' ({workers} workers)' if workers > 1 else ''}; run directory {args.out}",
               flush=True)
-    args.out = out  # for the --resume hint if the run is interrupted
-    fit(net, data.train, data.test, config, ctx=ctxs, kvstore=kvstore, run_dir=out,
-        resume=args.resume, progress=not args.no_progress, hybridize=not args.no_hybridize,
-        log=lambda line: print(line if part_index == 0 else f"[worker {part_index}] {line}",
-                               flush=True),
-        extra_config={**settings, **recorded}, val_data=data.val)
+    fit(source.build_net(config), source, config, ctx=settings["ctx"], kvstore=kvstore,
+        run_dir=args.out, resume=args.resume, progress=not args.no_progress,
+        hybridize=not args.no_hybridize, log=lambda line: print(line, flush=True))
     return 0
 
 
@@ -402,97 +311,44 @@ def _add_evaluate(sub) -> None:
                    help="the seed of that run (0)")
 
 
-def _check_held_out(args: argparse.Namespace) -> None:
-    """Refuse ``--val-split N --seed S`` unless the weights' run held out those very images:
-    the accuracy of a net on images it trained on is no validation figure."""
-    from .run import find_run_config, read_json
-
-    if args.params is None:
-        raise ValueError("--val-split: the shipped weights were trained on all 60,000 training "
-                         "images; none were held out, so no validation figure can be read "
-                         "off them. Give --params of a run trained with --val-split.")
-    config = find_run_config(args.params) if os.path.isfile(args.params) else None
-    if config is None:
-        raise ValueError(f"--val-split: no config.json of a run beside {args.params} says "
-                         f"which images it held out. Give --params RUN_DIR/model.params of a "
-                         f"run trained with --val-split.")
-    saved = read_json(config)
-    held, seed = saved.get("val_split", 0), saved.get("seed", 0)
-    if (held, seed) != (args.val_split, args.seed):
-        fix = (f"pass --val-split {held} --seed {seed}" if held else
-               "it has no validation images: evaluate it on the test set")
-        raise ValueError(f"--val-split {args.val_split} --seed {args.seed}: the run ({config}) "
-                         f"held out {held} training images with seed {seed}, so these are not "
-                         f"images it did not train on; {fix}.")
-
-
-def _evaluation_data(args: argparse.Namespace, info):
-    """The batches ``evaluate`` reads (the test set, or a run's validation split), and how
-    to name them."""
-    from .data import BatchIter, load_fashion_mnist, split_validation
-
-    own = _own_data(args, info, "data" if args.val_split else "test_data")
-    if own is not None:
-        from .recordio import own_eval_batches
-
-        data = own_eval_batches(own, info, args.batch_size, args.val_split, args.seed,
-                                args.limit_test)
-        held = f" validation images held out with seed {args.seed}" if args.val_split else ""
-        return data, f"{held or ' images'} of {own}"
-    if args.val_split:
-        split = f" validation images held out with seed {args.seed}"
-        *_, images, labels = split_validation(*load_fashion_mnist("train", args.data_dir),
-                                              args.val_split, args.seed)
-    else:
-        split = " images"
-        images, labels = load_fashion_mnist("test", args.data_dir)
-    data = BatchIter(images[:args.limit_test], labels[:args.limit_test], args.batch_size,
-                     resize=info.resize)
-    return data, split
-
-
-def _lower_precision(net, info, args):
-    """The INT8 or bfloat16 copy of the float32 ``net`` that ``--int8``/``--dtype`` ask for."""
-    if args.int8:
-        return _quantized(net, info, args)
-    from .precision import mixed_precision
-
-    lower = mixed_precision(net, args.dtype)
-    lower.hybridize(static_alloc=True)
-    return lower
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate saved weights on the Fashion-MNIST test set (or a run's validation split).
+    """Evaluate trained weights on the test images of their data (the run's own folder or
+    .rec, or Fashion-MNIST), or on the images a run held out (--val-split).
     """
     from .evaluate import compare, evaluate, format_report
+    from .precision import mixed_precision
+    from .sources import open_for_model
 
     ctxs = parse_ctx(args.ctx)
     _check_lower_precision(args)
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
-    if args.val_split:
-        _check_held_out(args)
     net, info = _load(args, "--params", ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
-    data, split = _evaluation_data(args, info)
+    source = open_for_model(info, args.params, _data(args), args.val_split, args.seed)
+    data = source.eval_batches(info, args.batch_size, args.val_split, args.seed,
+                               args.limit_test)
     tta = dict(flip=args.tta, shift=args.tta_shift)
-    lower = args.int8 or args.dtype != "float32"
-    classes = info.model.num_classes
-    if lower:  # the lower precision's own accuracy, and how often it agrees with float32
-        comparison = compare(net, _lower_precision(net, info, args), data, ctxs, classes, **tta)
+    classes, name = info.model.num_classes, "int8" if args.int8 else args.dtype
+    if args.int8 or args.dtype != "float32":  # its own accuracy, and its agreement
+        if args.int8:
+            lower = _quantized(net, info, args)
+        else:
+            lower = mixed_precision(net, args.dtype)
+            lower.hybridize(static_alloc=True)
+        comparison = compare(net, lower, data.batches, ctxs, classes, **tta)
         result = comparison.reference
     else:
-        result = evaluate(net, data, ctxs, classes, **tta)
+        comparison, result = None, evaluate(net, data.batches, ctxs, classes, **tta)
     views = " and ".join(w for w, on in (("flip", args.tta),
                                          (f"{args.tta_shift}-pixel shift", args.tta_shift)) if on)
     which = "val" if args.val_split else "test"
-    print(f"{which} acc {result.accuracy:.4f} ({result.count}{split}, "
+    print(f"{which} acc {result.accuracy:.4f} ({result.count} {data.what}, "
           f"ResNet-{info.model.depth}, resize {info.resize}"
           f"{f', with {views} test-time augmentation' if views else ''})")
-    if lower:
-        name, result = "int8" if args.int8 else args.dtype, comparison.lower
+    if comparison is not None:
+        result = comparison.lower
         print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 "
               f"{comparison.agreement:.4f}"
               + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
@@ -514,24 +370,24 @@ def _add_export(sub) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    """Export RUN_DIR/model.params for serving without this library. ONNX export runs the
-    file in onnxruntime on real test images and reports the largest difference from MXNet's
-    output.
+    """Export trained weights for serving without this library. ONNX export runs the
+    file in onnxruntime on real test images of the net's data and reports the largest
+    difference from MXNet's output.
     """
     from .export import export_onnx, export_symbol, onnx_difference
+    from .sources import open_for_model
 
     _check_lower_precision(args)
     if args.dtype != "float32" and args.format != "symbol":
         raise ValueError(f"--dtype {args.dtype} exports as an MXNet symbol only (ONNX "
                          f"export is float32); use --format symbol, or drop --dtype.")
+    if args.int8 and args.format != "symbol":
+        raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
+                         "no ONNX form); use --format symbol.")
     net, info = _load(args, "--params", dtype=args.dtype)
-    if args.int8:
-        if args.format != "symbol":
-            raise ValueError("--int8 exports as an MXNet symbol only (oneDNN operators have "
-                             "no ONNX form); use --format symbol.")
-        net = _quantized(net, info, args)
     if args.format == "symbol":
-        for path in export_symbol(net, args.out, info):
+        for path in export_symbol(_quantized(net, info, args) if args.int8 else net,
+                                  args.out, info):
             print(f"wrote {path}")
         return 0
     path = export_onnx(net, args.out, info)
@@ -540,35 +396,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
           f"its metadata says how an image becomes it)")
     if args.check_images <= 0:
         return 0
-    X, which = _check_images(args, info)
+    X, which = open_for_model(info, args.params, _data(args)).first_images(
+        info, args.check_images)
     diff, largest = onnx_difference(path, net, X)
     limit = 1e-4 * max(1.0, largest)  # float32 rounding grows with the outputs
-    ok = diff <= limit
-    print(f"onnxruntime vs MXNet on {X.shape[0]} {which}: max abs "
-          f"difference {diff:.2e} ({'ok' if ok else 'FAILED'}: limit {limit:.1e}, 1e-4 of "
-          f"the largest output, at least 1)")
-    return 0 if ok else 1
-
-
-def _check_images(args: argparse.Namespace, info):
-    """The first ``--check-images`` test images as the net's input, and whose they are."""
-    import numpy as np
-    from mxnet import nd
-
-    own = _own_data(args, info, "test_data")
-    if own is None:
-        from .data import load_fashion_mnist
-
-        images, _ = load_fashion_mnist("test", args.data_dir)
-        return info.prepare(images[:args.check_images]), "Fashion-MNIST test images"
-    from .recordio import own_eval_batches
-
-    X = []
-    for batch, _ in own_eval_batches(own, info, min(args.check_images, 256)):
-        X.append(batch.asnumpy())
-        if sum(len(x) for x in X) >= args.check_images:
-            break
-    return nd.array(np.concatenate(X)[:args.check_images]), f"test images of {own}"
+    print(f"onnxruntime vs MXNet on {X.shape[0]} {which}: max abs difference {diff:.2e} "
+          f"({'ok' if diff <= limit else 'FAILED'}: limit {limit:.1e}, 1e-4 of the largest "
+          f"output, at least 1)")
+    return 0 if diff <= limit else 1
 
 
 # --------------------------------------------------------------------------- predict
@@ -585,14 +420,17 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--invert", action="store_true",
                    help="dark object on a light background (photos): invert the gray levels")
-    _add_config_options(p, ARCHITECTURE)
+    _add_config_options(p, ARCHITECTURE, shown=_FROM_WEIGHTS)
     _add_config_options(p, ("dtype",), defaults=True)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    """Read PNG/JPEG/BMP files of any size (or the images in directories), turn them into
-    what training saw (gray, 28x28, the run's resize, [0, 1]) and print the top classes of
-    each, one line per image.
+    """Read PNG/JPEG/BMP files of any size (or the images in directories), turn each into
+    the net's input as its run prepared its training images (the input record in its
+    config.json: for Fashion-MNIST, gray, 28x28, then the run's resize; for your own
+    images, the shorter side scaled to the run's size, the centre cropped, gray or colour,
+    normalised with the training images' mean and std) and print the top classes of each,
+    by name, one line per image.
     """
     from .predict import image_files, predict_files
 
@@ -680,30 +518,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     AVX512-BF16 or emulated), and the oneDNN kernels a tiny fp32 and bf16 convolution ran on
     in a fresh process.
     """
-    import mxnet
-    import numpy
+    from .precision import machine_report
 
-    from . import cpu
-    from .precision import bfloat16_case
-
-    probe = cpu.kernel_isas()
-    flags = cpu.cpu_flags()
-    status = cpu.amx_status()
-    threads = os.environ.get("OMP_NUM_THREADS")
-    print(f"resnet_gluon {__version__}, mxnet {mxnet.__version__} "
-          f"({probe.get('version', 'oneDNN version unknown')}), numpy {numpy.__version__}, "
-          f"Python {sys.version.split()[0]}")
-    print(f"cpu: {cpu.cpu_model() or platform.processor() or 'unknown'}, "
-          f"{os.cpu_count()} logical cores")
-    print("isa flags: " + (" ".join(f for f in cpu.ISA_FLAGS if f in flags) or "none of "
-                           + ", ".join(cpu.ISA_FLAGS)))
-    print(f"amx: {'on' if status.enabled else 'off'} ({status.reason})")
-    print(f"threads: OMP_NUM_THREADS={threads}" if threads else
-          f"threads: OMP_NUM_THREADS unset (oneDNN uses all {os.cpu_count()} cores)")
-    print(f"bfloat16: {bfloat16_case()[1]}")
-    print(f"oneDNN isa: {probe.get('isa', 'unknown (the probe did not run)')}")
-    for dtype in ("float32", "bfloat16"):
-        print(f"convolution {dtype}: {probe.get(f'conv_{dtype}', 'did not run')}")
+    print("\n".join(machine_report(__version__)))
     return 0
 
 
@@ -715,54 +532,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:
-        # The library's errors already say what to do; no trace for them.
-        return _fail(parser, args, 2, str(err))
-    except MXNetError as err:  # MXNet's own words, without its C++ stack
-        return _fail(parser, args, 1, f"MXNet: {mxnet_reason(err)}")
-    except RuntimeError as err:  # TrainingDiverged, CheckpointError, uninitialised nets
-        return _fail(parser, args, 1, str(err))
-    except OSError as err:  # a full disk, a read-only directory: name the file and why
-        return _fail(parser, args, 1, _os_error_line(err, args))
-    except KeyboardInterrupt:
-        sys.unraisablehook = _quiet_half_built(sys.unraisablehook)
-        hint = ""
-        if args.command == "train" and getattr(args, "out", None):
-            hint = (f"; continue it with: python -m resnet_gluon train --out {args.out} "
-                    f"--resume")
-        return _fail(parser, args, 1, f"interrupted{hint}")
-    except Exception:
-        if os.environ.get("DMLC_ROLE") != "worker":
-            raise
-        traceback.print_exc()  # an unforeseen error: keep its trace, but leave now
-        return _fail(parser, args, 1, "the worker failed (trace above)")
-
-
-def _quiet_half_built(previous):
-    """An unraisable-exception hook that drops what MXNet's ``__del__`` raises for an object
-    whose constructor Ctrl-C interrupted (``'Symbol' object has no attribute 'handle'``,
-    printed as a traceback when it is collected) and passes anything else to ``previous``."""
-    def hook(unraisable):
-        where = getattr(unraisable.object, "__module__", None) or ""
-        if (isinstance(unraisable.exc_value, AttributeError) and where.startswith("mxnet")
-                and "handle" in str(unraisable.exc_value)):
-            return
-        previous(unraisable)
-    return hook
-
-
-def _os_error_line(err: OSError, args: argparse.Namespace) -> str:
-    where = f"{err.filename}: " if err.filename else ""
-    line = f"{where}{err.strerror or err}."
-    if err.errno == errno.ENOSPC:
-        line += " Free some space"
-        if args.command == "train":
-            line += (f", then continue with --resume: the last checkpoint is kept "
-                     f"(python -m resnet_gluon train --out {args.out} --resume)")
-        line += "."
-    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        line += " Choose a directory you can write to."
-    return line
+    except BaseException as err:  # the library's errors already say what to do: no trace
+        ended = error_exit(err, args.command, getattr(args, "out", None))
+        if ended is None:  # unforeseen: keep its trace; a worker leaves at once
+            if os.environ.get("DMLC_ROLE") != "worker" or not isinstance(err, Exception):
+                raise
+            traceback.print_exc()
+            ended = (1, "the worker failed (trace above)")
+        return _fail(parser, args, *ended)
 
 
 def _fail(parser: argparse.ArgumentParser, args: argparse.Namespace, code: int,

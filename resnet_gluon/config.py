@@ -9,13 +9,12 @@ command-line flag; ``resnet_gluon.cli`` builds its options from them
 :func:`parse_ctx` reads device lists.
 """
 import dataclasses
-from numbers import Integral
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
 
 from ._checks import (ANY_INT, FRACTION, NONNEGATIVE_INT, NONNEGATIVE_NUMBER, POSITIVE_INT,
-                      POSITIVE_NUMBER, PROBABILITY, TEXT, Rule, check_fields, knob)
+                      POSITIVE_NUMBER, PROBABILITY, RESIZE, TEXT, check_fields, knob)
 from .model import ResNetSpec
 from .precision import DTYPES
 
@@ -28,16 +27,12 @@ __all__ = ["TrainConfig", "ARCHITECTURE", "KVSTORES", "RECIPES", "RESIZE", "RESU
 ARCHITECTURE = tuple(f.name for f in dataclasses.fields(ResNetSpec)
                      if f.metadata["option"]) + ("resize",)
 
-#: Input sides a net can learn from: below 8 pixels a ResNet sees nothing; above 512 one
-#: batch's first activations pass MXNet's 2**31-element limit.
-RESIZE = Rule("an integer from 8 to 512 (28: native, 96: the book's)", Integral,
-              lambda v: 8 <= v <= 512)
 
 #: MXNet's kvstore types for one machine's devices and for the parameter server.
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
 
 #: Fields a resumed run may change without losing exactness.
-RESUME_MAY_DIFFER = frozenset({"keep_checkpoints", "test_every"})
+RESUME_MAY_DIFFER = frozenset({"keep_checkpoints", "test_every", "recipe"})
 
 
 @dataclasses.dataclass
@@ -98,6 +93,9 @@ class TrainConfig:
     lr_body : float
         With ``init``: the learning-rate factor of every layer but the output one
         (0 freezes them).
+    recipe : str
+        The named recipe the values started from (:func:`recipe`), for the reader of
+        config.json; the values are what counts.
     """
 
     model: ResNetSpec = dataclasses.field(default_factory=ResNetSpec)
@@ -140,6 +138,8 @@ class TrainConfig:
                                TEXT, optional=True, metavar="WEIGHTS")
     lr_body: float = knob(1.0, "with --init: learning-rate factor of all but the output "
                                "layer; 0 freezes them", NONNEGATIVE_NUMBER, metavar="F")
+    recipe: str = knob("book", "the named recipe the values started from", TEXT,
+                       option=False)
 
     def __post_init__(self):
         if not isinstance(self.model, ResNetSpec):
@@ -206,7 +206,8 @@ def recipe(name: str = "book", **overrides: Any) -> TrainConfig:
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}.")
-    return TrainConfig.from_dict({**TrainConfig().to_dict(), **RECIPES[name], **overrides})
+    return TrainConfig.from_dict({**TrainConfig().to_dict(), **RECIPES[name], "recipe": name,
+                                  **overrides})
 
 
 def option_fields(names: Optional[Sequence[str]] = None) -> List[dataclasses.Field]:

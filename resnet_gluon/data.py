@@ -23,6 +23,7 @@ from mxnet import nd
 from ._checks import NONNEGATIVE_INT, POSITIVE_INT, PROBABILITY
 
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
+           "holds_fashion_mnist",
            "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
            "normalizer", "split_validation", "hold_out", "Splits", "load_splits",
            "load_data_fashion_mnist"]
@@ -60,6 +61,13 @@ def candidate_dirs(root: Optional[str] = None) -> List[str]:
     """The directories searched for the files, in order."""
     dirs = [os.path.expanduser(root)] if root else []
     return dirs + [_mxnet_home_dir(), DEBIAN_DIR]
+
+
+def holds_fashion_mnist(directory: str) -> bool:
+    """Whether ``directory`` holds any of the four Fashion-MNIST files (a directory of
+    them is Fashion-MNIST, whole or not: :func:`find_fashion_mnist` names what is missing)."""
+    return any(os.path.isfile(os.path.join(directory, name))
+               for imgs, labels, _ in FILES.values() for name in (imgs, labels))
 
 
 def _has_all(directory: str) -> bool:
@@ -250,6 +258,7 @@ class BatchIter:
         self.batch_size, self.shuffle, self.resize = batch_size, shuffle, resize
         self.augment, self.erase, self.seed = augment, erase, seed
         self.num_parts, self.part_index = num_parts, part_index
+        self.stats = normalize  # what the batches were normalised with (None: not at all)
         self.normalize = normalizer(normalize, 1 if images.ndim == 3 else images.shape[3])
         self._epoch = 0
 

@@ -7,8 +7,8 @@ class, files are taken in sorted order.  PNG, JPEG and BMP files of any size, gr
 are read through :func:`resnet_gluon.images.read_image_file` (regular files only, bounded,
 decoded whole by Pillow, at most 50 megapixels), in threads (Pillow's decoders and resize
 release the GIL), shrunk or enlarged so that the shorter side is ``size``, and centre-cropped
-to ``size`` x ``size``: a set that fits in memory then gives batches as Fashion-MNIST does,
-with the same per-``(seed, epoch, batch)`` randomness.
+to ``size`` x ``size``: a set that fits in memory then gives batches as Fashion-MNIST does
+(:class:`resnet_gluon.sources.ImageFolder` makes a run's batches of it).
 
 Every problem is a ``ValueError`` naming the folder or file and what to do: a missing or
 empty folder, a single class, a class folder without images, a symlink loop, a corrupt or
@@ -19,16 +19,14 @@ import concurrent.futures
 import dataclasses
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .data import BatchIter, Splits, hold_out
 from .images import IMAGE_EXTENSIONS, read_image_file
 
 __all__ = ["FolderData", "HELD_OUT", "folder_layout", "list_image_folder", "read_square",
-           "load_image_folder",
-           "FolderSplits", "load_folder_splits", "check_same_classes"]
+           "image_modes", "load_image_folder", "check_same_classes"]
 
 #: The held-out folders of the book's layout (d2l's Kaggle CIFAR-10 chapter: ``train/``,
 #: ``valid/``, ``train_valid/``, ``test/``), in the order looked for.
@@ -152,6 +150,25 @@ def _square(path: str, size: int) -> Tuple[np.ndarray, bool]:
     return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8), colour
 
 
+def _mode(path: str) -> str:
+    """'colour' or 'gray' from the file's header alone (nothing decoded), 'unknown' when
+    it cannot be read (decoding names it later)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return "gray" if im.mode in _GRAY_MODES else "colour"
+    except Exception:  # Pillow raises many kinds for a bad file; the decoder will say why
+        return "unknown"
+
+
+def image_modes(files: List[str], workers: Optional[int] = None) -> List[str]:
+    """'colour', 'gray' or 'unknown' for each file, from its header: what a folder's
+    channels are before anything is decoded."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        return list(pool.map(_mode, files))
+
+
 def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
     from PIL import Image
 
@@ -264,99 +281,3 @@ def folder_layout(root: str) -> Tuple[str, Optional[str]]:
     # None fits: name why the first does not (its own problem, or its other classes).
     check_same_classes(classes, list_image_folder(found[0])[2], train, found[0])
     return train, found[0]  # pragma: no cover - check_same_classes raised
-
-
-@dataclasses.dataclass
-class FolderSplits:
-    """An image folder as a run's batches, and what the run records of it.
-
-    Attributes
-    ----------
-    splits : resnet_gluon.data.Splits
-        Training, test (None without a test folder) and validation batches.
-    classes : list of str
-    channels : int
-        1 (gray) or 3 (colour).
-    mean, std : list of float
-        The training images' per-channel statistics (pixel values / 255), which every
-        batch is normalised with.
-    train_root, test_root : str, str or None
-    notes : list of str
-        Lines for the log: what was read, how long it took, what was skipped.
-    """
-
-    splits: Splits
-    classes: List[str]
-    channels: int
-    mean: List[float]
-    std: List[float]
-    train_root: str
-    test_root: Optional[str]
-    notes: List[str]
-
-    def record(self) -> Dict[str, Any]:
-        """What a run's ``config.json`` records of the data, for every command after
-        training (:class:`resnet_gluon.trained.ModelInfo` reads it): the classes, the
-        preprocessing and its statistics, and the training and test data's paths."""
-        return {"classes": list(self.classes), "preprocess": "crop", "mean": list(self.mean),
-                "std": list(self.std), "data": os.path.abspath(self.train_root),
-                "test_data": self.test_root and os.path.abspath(self.test_root)}
-
-
-def _read_notes(data: FolderData, root: str, size: int) -> List[str]:
-    kind = "gray" if data.channels == 1 else "colour"
-    notes = [f"decoded {len(data.images):,} images of {len(data.classes)} classes from "
-             f"{root} in {data.seconds:.1f} s ({kind}, {size}x{size})"]
-    if data.ignored:
-        notes.append(f"skipped {len(data.ignored):,} files of {root} that are not PNG, JPEG "
-                     f"or BMP images, first {data.ignored[0]}")
-    notes += [f"skipped {path}: {why}" for path, why in data.skipped]
-    return notes
-
-
-def load_folder_splits(root: str, batch_size: int, resize: int, channels: Optional[int] = None,
-                       augment: bool = False, seed: int = 0, num_parts: int = 1,
-                       part_index: int = 0, erase: float = 0.0, val_split: int = 0,
-                       limit_train: Optional[int] = None, limit_test: Optional[int] = None,
-                       skip_bad_images: bool = False, test_root: Optional[str] = None
-                       ) -> FolderSplits:
-    """A run's batches from an image folder (see :func:`folder_layout`), decoded once.
-
-    Images are kept at ``resize`` x ``resize`` (the shorter side scaled, the centre cropped);
-    training batches are shuffled, cropped and flipped (``augment``) and erased (``erase``)
-    per ``(seed, epoch, batch)`` as Fashion-MNIST's are, so resume stays exact.  Every batch
-    is normalised with the training images' per-channel mean and std.  ``val_split`` holds
-    training images out (seeded) as in :func:`resnet_gluon.data.load_splits`.  ``test_root``
-    names the test folder instead of the layout's.
-
-    Raises
-    ------
-    ValueError
-        Any problem of the folders (see :func:`load_image_folder`), classes that differ
-        between the training and the test folder, or no test folder and no ``val_split``.
-    """
-    train_root, found = folder_layout(root)
-    test_root = test_root or found
-    if test_root is None and not val_split:
-        raise ValueError(f"{root} has no test folder ({' or '.join(HELD_OUT)} beside train/), "
-                         f"so the run would measure nothing; hold training images out with "
-                         f"--val-split N (a tenth of them is usual), or add {root}/train and "
-                         f"{root}/test.")
-    train = load_image_folder(train_root, resize, channels, skip_bad_images)
-    channels = train.channels
-    notes = _read_notes(train, train_root, resize)
-    train_x, train_y, val_x, val_y = hold_out(train.images, train.labels, val_split, seed,
-                                              limit_train, batch_size)
-    stats = FolderData(train_x, train_y, train.classes, []).channel_stats()
-    batches = dict(batch_size=batch_size, normalize=stats)
-    test = None
-    if test_root is not None:
-        held = load_image_folder(test_root, resize, channels, skip_bad_images)
-        check_same_classes(train.classes, held.classes, train_root, test_root)
-        notes += _read_notes(held, test_root, resize)
-        test = BatchIter(held.images[:limit_test], held.labels[:limit_test], **batches)
-    splits = Splits(
-        BatchIter(train_x, train_y, shuffle=True, augment=augment, seed=seed,
-                  num_parts=num_parts, part_index=part_index, erase=erase, **batches),
-        test, BatchIter(val_x, val_y, **batches) if val_split else None)
-    return FolderSplits(splits, train.classes, channels, *stats, train_root, test_root, notes)

@@ -6,6 +6,9 @@ Every image file the library reads (``predict``'s, an image folder's) goes throu
 promises at most :data:`MAX_PIXELS` pixels (checked before anything is decoded: a small file
 can hold a huge image), decoded whole by Pillow (OpenCV, behind ``mx.image.imdecode``, fills
 a truncated JPEG in with gray without a word).  Errors are ``ValueError`` naming the file.
+
+:func:`read_image` turns any such file into what a Fashion-MNIST net was trained on: a
+28x28 gray image, the object centred.
 """
 import io
 import os
@@ -14,7 +17,13 @@ import struct
 import warnings
 from typing import Tuple
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FILE_BYTES", "read_image_file"]
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FILE_BYTES", "read_image_file", "read_image"]
+
+_SIDE = 28  # Fashion-MNIST's native size
 
 #: Extensions of the image files picked up from a directory.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -96,3 +105,47 @@ def _check_size(path: str, raw: bytes) -> None:
     if w * h > MAX_PIXELS:
         raise ValueError(f"{path}: the image is {w}x{h} pixels, more than the "
                          f"{MAX_PIXELS:,} this reader decodes; shrink it first.")
+
+
+def read_image(path: str, invert: bool = False) -> np.ndarray:
+    """One image file as a uint8 (28, 28) gray array, as Fashion-MNIST stores them.
+
+    The image is shrunk (area) or enlarged (bilinear) so that its longer side
+    is 28, then padded to a square with its border's colour, the object kept
+    centred.  Shrinking first keeps the work small for any shape of image.
+
+    Parameters
+    ----------
+    path : str
+        A PNG, JPEG or BMP file of any size up to :data:`MAX_PIXELS`, gray, RGB or RGBA.
+    invert : bool, default False
+        Turn a dark object on a light background (a product photo) into the
+        light-on-dark images of Fashion-MNIST.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read, is not an image, or is too large; the message names it.
+    """
+    raw, _ = read_image_file(path)  # bounded, whole, not too large
+    try:
+        img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
+    except mx.base.MXNetError:
+        raise ValueError(f"{path}: not an image this library can decode "
+                         f"(expected PNG, JPEG or BMP)") from None
+    if img.size == 0:
+        raise ValueError(f"{path}: the image is empty")
+    h, w = img.shape
+    border = int(np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])))
+    side = max(h, w)
+    th, tw = max(1, round(h * _SIDE / side)), max(1, round(w * _SIDE / side))
+    if (th, tw) != (h, w):
+        interp = 3 if side > _SIDE else 1  # area to shrink, bilinear to enlarge
+        img = mx.image.imresize(nd.array(img[:, :, None], dtype="uint8"), tw, th,
+                                interp=interp).asnumpy()[:, :, 0]
+    if (th, tw) != (_SIDE, _SIDE):  # pad to a square with the border's colour, centred
+        square = np.full((_SIDE, _SIDE), border, dtype=np.uint8)
+        top, left = (_SIDE - th) // 2, (_SIDE - tw) // 2
+        square[top:top + th, left:left + tw] = img
+        img = square
+    return 255 - img if invert else img

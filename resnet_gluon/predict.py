@@ -1,28 +1,23 @@
 """Predict on real image files: any PNG/JPEG becomes what training saw.
 
-A Fashion-MNIST run (``info.preprocess == 'fashion-mnist'``) saw 28x28 gray images (a light
-object on a dark background), resized to the run's input size and scaled to [0, 1].  A file
-of any size or colour is read as gray, shrunk (area) or enlarged (bilinear) to a longer side
-of 28, padded to a square with its own border colour, then goes through the very resize of
-training (:func:`resnet_gluon.data.resize_batch`).  A 28x28 gray file, such as one written
-from the Fashion-MNIST test set, is used as is.
-
-A run on an image folder (``'crop'``) saw its images as :mod:`resnet_gluon.folders` keeps
-them: the shorter side scaled to the input side, the centre cropped, gray or colour as the
-run was, normalised with the training set's mean and std; a file here goes through exactly
-that (:meth:`resnet_gluon.trained.ModelInfo.prepare`).
+Every file goes through the net's input record (:class:`resnet_gluon.inputs.InputSpec`,
+``info.inputs``), which its run wrote: a Fashion-MNIST run's files become 28x28 gray
+images (shrunk or enlarged to a longer side of 28, padded to a square with their own border
+colour; a 28x28 gray file, such as one written from the test set, is used as is), then the
+very resize of training; an image folder's or a ``.rec``'s are scaled and centre-cropped to
+the run's side, gray or colour as the run was, and normalised with its training images'
+mean and std.
 """
 import dataclasses
 import os
 from typing import List, Sequence, Tuple
 
-import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from .folders import read_square
-# The file guards are resnet_gluon.images'; their names stay importable from here.
-from .images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, read_image_file
+# The file guards and the Fashion-MNIST reader are resnet_gluon.images'; their names stay
+# importable from here.
+from .images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, read_image
 # load_model is also importable from here, its home before resnet_gluon.trained.
 from .trained import ModelInfo, load_model
 
@@ -49,50 +44,6 @@ def image_files(paths: Sequence[str]) -> List[str]:
     return files
 
 
-def read_image(path: str, invert: bool = False) -> np.ndarray:
-    """One image file as a uint8 (28, 28) gray array, as Fashion-MNIST stores them.
-
-    The image is shrunk (area) or enlarged (bilinear) so that its longer side
-    is 28, then padded to a square with its border's colour, the object kept
-    centred.  Shrinking first keeps the work small for any shape of image.
-
-    Parameters
-    ----------
-    path : str
-        A PNG, JPEG or BMP file of any size up to :data:`MAX_PIXELS`, gray, RGB or RGBA.
-    invert : bool, default False
-        Turn a dark object on a light background (a product photo) into the
-        light-on-dark images of Fashion-MNIST.
-
-    Raises
-    ------
-    ValueError
-        The file cannot be read, is not an image, or is too large; the message names it.
-    """
-    raw, _ = read_image_file(path)  # bounded, whole, not too large
-    try:
-        img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
-    except mx.base.MXNetError:
-        raise ValueError(f"{path}: not an image this library can decode "
-                         f"(expected PNG, JPEG or BMP)") from None
-    if img.size == 0:
-        raise ValueError(f"{path}: the image is empty")
-    h, w = img.shape
-    border = int(np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])))
-    side = max(h, w)
-    th, tw = max(1, round(h * _SIDE / side)), max(1, round(w * _SIDE / side))
-    if (th, tw) != (h, w):
-        interp = 3 if side > _SIDE else 1  # area to shrink, bilinear to enlarge
-        img = mx.image.imresize(nd.array(img[:, :, None], dtype="uint8"), tw, th,
-                                interp=interp).asnumpy()[:, :, 0]
-    if (th, tw) != (_SIDE, _SIDE):  # pad to a square with the border's colour, centred
-        square = np.full((_SIDE, _SIDE), border, dtype=np.uint8)
-        top, left = (_SIDE - th) // 2, (_SIDE - tw) // 2
-        square[top:top + th, left:left + tw] = img
-        img = square
-    return 255 - img if invert else img
-
-
 @dataclasses.dataclass
 class Prediction:
     """The top classes of one image: ``[(class name, probability), ...]``, best first."""
@@ -102,13 +53,9 @@ class Prediction:
 
 
 def read_for(info: ModelInfo, path: str, invert: bool = False) -> np.ndarray:
-    """One image file as the uint8 image the net of ``info`` was trained on: (28, 28) gray
-    for a Fashion-MNIST run (:func:`read_image`), the centre square at the run's input side,
-    gray or RGB, for an image folder's (:func:`resnet_gluon.folders.read_square`)."""
-    if info.preprocess == "fashion-mnist":
-        return read_image(path, invert=invert)
-    image = read_square(path, info.resize, info.model.in_channels)
-    return 255 - image if invert else image
+    """One image file as the uint8 image the net of ``info`` was trained on (its input
+    record's :meth:`~resnet_gluon.inputs.InputSpec.read`)."""
+    return info.inputs.read(path, invert=invert)
 
 
 def predict_images(net: gluon.Block, images: np.ndarray, info: ModelInfo,

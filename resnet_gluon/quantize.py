@@ -1,4 +1,4 @@
-"""INT8 inference: MXNet's ``quantize_net`` (oneDNN) calibrated on real Fashion-MNIST images.
+"""INT8 inference: MXNet's ``quantize_net`` (oneDNN) calibrated on real training images.
 
 The residual blocks use ``F.Activation(act_type='relu')``, which oneDNN fuses
 into the convolutions and quantizes, so the whole graph runs in INT8.
@@ -9,30 +9,27 @@ import warnings
 from typing import Optional
 
 import mxnet as mx
-import numpy as np
 from mxnet import gluon, nd
 
 from ._checks import mxnet_reason
-from .data import load_fashion_mnist, resize_batch
 from .evaluate import agreement  # noqa: F401 - its home before resnet_gluon.evaluate
+from .inputs import InputSpec
+from .sources import FashionMNIST
+from .trained import ModelInfo
 
 __all__ = ["calibration_images", "quantize", "agreement"]
 
 
 def calibration_images(num: int = 512, resize: int = 96, root: Optional[str] = None,
                        seed: int = 0) -> nd.NDArray:
-    """``num`` real training images, drawn at random (seeded), as the net's input.
+    """``num`` real Fashion-MNIST training images, drawn at random (seeded), as the input of a
+    net trained on them at ``resize``.
 
-    Calibration uses training images so that the test set stays unseen.
+    Calibration uses training images so that the test set stays unseen.  For any data:
+    :meth:`resnet_gluon.sources.Source.calibration_images`.
     """
-    if num < 1:
-        raise ValueError(f"num must be a positive number of images, got {num!r}.")
-    images, _ = load_fashion_mnist("train", root)
-    if num > len(images):  # else "calibrated on N images" would claim more than were used
-        raise ValueError(f"num must be at most the {len(images):,} training images, got "
-                         f"{num:,}; 512 is plenty for min/max calibration.")
-    pick = np.random.default_rng(seed).choice(len(images), size=num, replace=False)
-    return resize_batch(images[np.sort(pick)], resize)
+    return FashionMNIST(root).calibration_images(ModelInfo(inputs=InputSpec(resize=resize)),
+                                                 num, seed)
 
 
 def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,

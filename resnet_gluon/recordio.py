@@ -17,8 +17,7 @@ Each epoch's order and augmentation are seeded by ``(seed, epoch)``; a resumed r
 its step, but ``ImageRecordIter``'s augmentation threads do not promise the same draws, so
 resume from a ``.rec`` is not bit-identical (an image folder's is).
 
-:func:`load_own_splits` is the one way from ``train --data PATH`` to a run's batches: an
-image folder (:func:`resnet_gluon.folders.load_folder_splits`) or a ``.rec``.
+A run's batches of a ``.rec`` are :class:`resnet_gluon.sources.RecordFile`'s.
 """
 import concurrent.futures
 import json
@@ -29,12 +28,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from .data import Splits
-from .folders import FolderSplits, check_same_classes, list_image_folder, load_folder_splits
+from .folders import list_image_folder
 from .images import read_image_file
 
-__all__ = ["pack", "read_pack_info", "RecordBatches", "load_own_splits", "own_eval_batches",
-           "own_calibration_images"]
+__all__ = ["pack", "read_pack_info", "RecordBatches"]
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 #: Files read and checked at a time while packing: a set that does not fit in memory packs.
@@ -239,105 +236,3 @@ class RecordBatches:
     def __iter__(self) -> Iterator[Tuple[nd.NDArray, nd.NDArray]]:
         epoch, self._epoch = self._epoch, self._epoch + 1
         return self.batches(epoch)
-
-
-def _record_splits(rec: str, batch_size: int, resize: int, channels: Optional[int],
-                   test: Optional[str], augment: bool, seed: int, num_parts: int,
-                   part_index: int, **unsupported: Any) -> FolderSplits:
-    given = [k for k, v in unsupported.items() if v]
-    if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} is for image folders; a .rec is "
-                         f"read as packed. Pack the images to hold out or keep as their own "
-                         f"folder (pack DIR/test test) and pass --test-data test.rec.")
-    info = read_pack_info(rec)
-    if test is None:
-        raise ValueError(f"a .rec has no test part: pack the test folder too and give it, "
-                         f"e.g. --data {rec} --test-data test.rec.")
-    test_info = read_pack_info(test)
-    check_same_classes(info["classes"], test_info["classes"], rec, test)
-    channels = channels or info["channels"]
-    if channels != info["channels"]:
-        raise ValueError(f"--channels {channels}: {rec} was packed with {info['channels']}; "
-                         f"the pack's statistics are for those. Leave --channels out.")
-    stats = (info["mean"], info["std"])
-    common = dict(batch_size=batch_size, resize=resize, channels=channels, normalize=stats)
-    train = RecordBatches(rec, shuffle=True, augment=augment, seed=seed, num_parts=num_parts,
-                          part_index=part_index, **common)
-    notes = [f"streaming {info['count']:,} images of {len(info['classes'])} classes from {rec} "
-             f"through ImageRecordIter ({'gray' if channels == 1 else 'colour'}, "
-             f"{resize}x{resize}); resume is not bit-identical from a .rec"]
-    return FolderSplits(Splits(train, RecordBatches(test, **common)), info["classes"],
-                        channels, *stats, rec, test, notes)
-
-
-def load_own_splits(path: str, batch_size: int, resize: int, channels: Optional[int] = None,
-                    test: Optional[str] = None, augment: bool = False, seed: int = 0,
-                    num_parts: int = 1, part_index: int = 0, erase: float = 0.0,
-                    val_split: int = 0, limit_train: Optional[int] = None,
-                    limit_test: Optional[int] = None, skip_bad_images: bool = False
-                    ) -> FolderSplits:
-    """A run's batches from your own images: an image folder or a ``.rec`` of :func:`pack`
-    (``test``: the test folder or ``.rec``).  Parameters as in
-    :func:`resnet_gluon.folders.load_folder_splits`; ``erase``, ``val_split`` and the limits
-    are for folders only."""
-    if path.endswith(".rec"):
-        return _record_splits(path, batch_size, resize, channels, test, augment, seed,
-                              num_parts, part_index, erase=erase, val_split=val_split,
-                              limit_train=limit_train, limit_test=limit_test,
-                              skip_bad_images=skip_bad_images)
-    return load_folder_splits(path, batch_size, resize, channels, augment, seed, num_parts,
-                              part_index, erase, val_split, limit_train, limit_test,
-                              skip_bad_images, test_root=test)
-
-
-def _check_info_classes(classes: List[str], info_classes: List[str], path: str) -> None:
-    if classes != list(info_classes):
-        raise ValueError(f"the classes of {path} ({len(classes)}: {classes[:4]}...) are not "
-                         f"the net's ({len(info_classes)}: {list(info_classes)[:4]}...); give "
-                         f"the data the net was trained on.")
-
-
-def own_eval_batches(path: str, info: "ModelInfo", batch_size: int,  # noqa: F821
-                     val_split: int = 0, seed: int = 0, limit: Optional[int] = None):
-    """Batches to evaluate a net trained on your own images, prepared as its run's were.
-
-    ``path``: a ``.rec`` of :func:`pack`, or an image folder: with the book's layout, its
-    test folder (its training folder with ``val_split``: the ``val_split`` images a run with
-    that ``seed`` held out); else the folder itself.  The classes must be the net's.
-    """
-    common = dict(batch_size=batch_size, normalize=info.normalize)
-    if path.endswith(".rec"):
-        if val_split:
-            raise ValueError("--val-split reads the images a run held out of an image "
-                             "folder; a .rec run holds none out.")
-        _check_info_classes(read_pack_info(path)["classes"], info.classes, path)
-        return RecordBatches(path, resize=info.resize, channels=info.model.in_channels,
-                             **common)
-    from .data import BatchIter, split_validation
-    from .folders import folder_layout, load_image_folder
-
-    train_root, test_root = folder_layout(path)
-    root = train_root if val_split or test_root is None else test_root
-    data = load_image_folder(root, info.resize, info.model.in_channels)
-    _check_info_classes(data.classes, info.classes, root)
-    images, labels = data.images, data.labels
-    if val_split:
-        *_, images, labels = split_validation(images, labels, val_split, seed)
-    return BatchIter(images[:limit], labels[:limit], **common)
-
-
-def own_calibration_images(path: str, info: "ModelInfo", num: int,  # noqa: F821
-                           seed: int = 0) -> nd.NDArray:
-    """``num`` training images of your own data (the training folder of ``path``, or a
-    ``.rec``), prepared as the net's input: what INT8 calibration reads."""
-    if path.endswith(".rec"):
-        batches = RecordBatches(path, num, info.resize, info.model.in_channels, info.normalize)
-        return next(iter(batches))[0]
-    from .folders import folder_layout, load_image_folder
-
-    data = load_image_folder(folder_layout(path)[0], info.resize, info.model.in_channels)
-    if num > len(data.images):
-        raise ValueError(f"--calib-images {num}: {path} holds {len(data.images)} training "
-                         f"images; calibrate on at most that many.")
-    pick = np.sort(np.random.default_rng(seed).choice(len(data.images), num, replace=False))
-    return info.prepare(data.images[pick])

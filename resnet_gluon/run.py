@@ -2,7 +2,7 @@
 
 A run directory (``--out``) holds::
 
-    config.json      the resolved TrainConfig, plus the command line's settings
+    config.json      the run's record (RunRecord): recipe, input, classes, data, devices
     metrics.jsonl    one JSON record per epoch
     curves.png       loss and accuracy per epoch
     checkpoints/     see resnet_gluon.checkpoint
@@ -12,18 +12,20 @@ A run directory (``--out``) holds::
 Every other module asks this one where a run keeps what; turning a run's
 ``model.params`` back into a net is :func:`resnet_gluon.trained.load_trained`'s.
 """
+import dataclasses
 import fcntl
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_checkpoints,
                          remove_unfinished_checkpoints)
 from .config import TrainConfig
+from .inputs import DataRef, InputSpec
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "RunLock",
-           "claim_run_dir", "write_config", "read_config", "read_json", "write_metrics",
-           "plot_curves", "remove_unfinished", "find_run_config"]
+           "RunDirTaken", "RunRecord", "claim_run_dir", "write_config", "read_config",
+           "read_json", "write_metrics", "plot_curves", "remove_unfinished", "find_run_config"]
 
 CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.params"
 CURVES_FILE, LOCK_FILE = "curves.png", ".lock"
@@ -31,6 +33,15 @@ _RUN_FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, CURVES_FILE)
 
 
 # --------------------------------------------------------------------------- writing a run
+
+class RunDirTaken(FileExistsError):
+    """The run directory cannot take this run (it holds one, someone else's files, or a
+    training process); the message says what to do.  In a notebook it shows as that one
+    line, not a traceback (IPython's ``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> List[str]:
+        return [f"{type(self).__name__}: {self}"]
+
 
 class RunLock:
     """This process's hold on a run directory (an ``flock`` on ``RUN_DIR/.lock``).
@@ -47,7 +58,7 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
-            raise FileExistsError(
+            raise RunDirTaken(
                 f"{run_dir} is in use by another training process. Wait for it to end, "
                 f"or choose another --out directory.") from None
 
@@ -79,7 +90,7 @@ def claim_run_dir(run_dir: str, resume: bool) -> RunLock:
         someone else's files, or another process is training in it.
     """
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise FileExistsError(f"--out {run_dir} is a file, not a directory. Name a new "
+        raise RunDirTaken(f"--out {run_dir} is a file, not a directory. Name a new "
                               f"directory for the run (it is created).")
     if not resume:
         _check_new_run(run_dir)
@@ -99,9 +110,9 @@ def _check_new_run(run_dir: str) -> None:
         return os.path.exists(os.path.join(run_dir, name))
 
     if find_checkpoints(run_dir) or has(CONFIG_FILE) and has(MODEL_FILE):
-        raise FileExistsError(
-            f"{run_dir} already holds a run. Continue it with --resume, or choose another "
-            f"--out directory.")
+        raise RunDirTaken(
+            f"{run_dir} already holds a run. Continue it with --resume (fit(..., "
+            f"resume=True)), or choose another --out directory (run_dir=...).")
     # A run of ours that ended before its first checkpoint left nothing worth
     # keeping (its config.json, temporaries): the same command may start over.
     ours = (LOCK_FILE, CONFIG_FILE, CHECKPOINT_DIR)
@@ -111,17 +122,47 @@ def _check_new_run(run_dir: str) -> None:
     if theirs:
         shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3
                                           else "")
-        raise FileExistsError(
+        raise RunDirTaken(
             f"{run_dir} is not empty ({shown}) and holds no run of this library; a run "
             f"would write over such files. Choose a new or empty --out directory.")
 
 
-def write_config(run_dir: str, config: TrainConfig,
-                 extra: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``config.json``: the recipe, plus ``extra`` settings (the command line's)."""
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What a run's ``config.json`` holds, written by ``fit`` and nowhere else: the recipe
+    (with the architecture), the input record, the class names, which data it was, and the
+    devices and gradient store it ran on.  Everything a later command needs of the run."""
+
+    config: TrainConfig
+    inputs: InputSpec
+    classes: Tuple[str, ...]
+    data: DataRef = DataRef()
+    ctx: str = "cpu:0"
+    kvstore: str = "device"
+
+    def __post_init__(self):
+        spec, inputs = self.config.model, self.inputs
+        channels = spec.in_channels or inputs.channels  # 0: the net infers them
+        if (channels, self.config.resize) != (inputs.channels, inputs.resize):
+            raise ValueError(f"the recipe's net takes {spec.in_channels} channels at "
+                             f"{self.config.resize}x{self.config.resize} but its input record "
+                             f"says {inputs.channels} at {inputs.resize}x{inputs.resize}.")
+        if len(self.classes) != spec.num_classes:
+            raise ValueError(f"{len(self.classes)} class names for a net of "
+                             f"{spec.num_classes} outputs.")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Flat: the recipe's keys first, then the input's, the classes, the data's, the
+        devices'."""
+        return {**self.config.to_dict(), **self.inputs.to_dict(), "classes": list(self.classes),
+                **self.data.to_dict(), "ctx": self.ctx, "kvstore": self.kvstore}
+
+
+def write_config(run_dir: str, record: RunRecord) -> None:
+    """Write ``config.json`` (atomically) from the run's record."""
     os.makedirs(run_dir, exist_ok=True)
-    values = dict(config.to_dict(), **(extra or {}))
-    atomic_write_text(os.path.join(run_dir, CONFIG_FILE), json.dumps(values, indent=1) + "\n")
+    atomic_write_text(os.path.join(run_dir, CONFIG_FILE),
+                      json.dumps(record.to_dict(), indent=1) + "\n")
 
 
 def read_config(run_dir: str) -> Dict[str, Any]:

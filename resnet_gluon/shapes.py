@@ -9,8 +9,8 @@ from mxnet.gluon import Block
 
 from ._checks import check_channels_first, check_input, first_uninitialized
 
-__all__ = ["layer_shapes", "print_shapes", "format_shapes", "count_parameters", "shapes",
-           "ShapeTable", "LayerShape"]
+__all__ = ["check_input_size", "layer_shapes", "print_shapes", "format_shapes",
+           "count_parameters", "shapes", "ShapeTable", "LayerShape"]
 
 Shape = Tuple[int, ...]
 
@@ -33,6 +33,18 @@ def _as_input(net: Block, x: Union[Sequence[int], nd.NDArray]) -> nd.NDArray:
     # Like the notebook: a uniform random batch, on the net's device.
     return nd.random.uniform(shape=shape, ctx=ctx) if ctx is not None \
         else nd.random.uniform(shape=shape)
+
+
+def check_input_size(shape: Sequence[int], small_input: bool = False) -> None:
+    """Refuse an input ``(N, C, H, W)`` whose stem output would hold more numbers than
+    MXNet's 2**31 per array (the largest output of the net)."""
+    n, c, h, w = shape
+    stride = 1 if small_input else 2
+    stem = n * 64 * -(-h // stride) * -(-w // stride)
+    if stem >= 2**31 - 1:
+        raise ValueError(f"--input {n},{c},{h},{w} is too large: the stem's output would hold "
+                         f"{stem:,} numbers, more than MXNet's 2**31 per array. Give a "
+                         f"smaller batch or image.")
 
 
 def layer_shapes(net: Block, x: Union[Sequence[int], nd.NDArray] = (1, 1, 224, 224)

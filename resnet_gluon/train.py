@@ -35,13 +35,16 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
                          latest_valid_checkpoint, save_checkpoint)
 # TrainConfig and evaluate are also importable from here, as in 0.1.
 from .config import TrainConfig, parse_ctx
+from .data import CLASS_NAMES, BatchIter, Splits
 from .distributed import AuxSync, make_kvstore, settle, touch, touching, watchdog
 from .ema import WeightAverage
 from .evaluate import class_labels, evaluate
 from .finetune import init_from
+from .inputs import DataRef, InputSpec
 from .precision import mixed_precision
-from .run import (CONFIG_FILE, MODEL_FILE, claim_run_dir, read_config, remove_unfinished,
-                  write_config, write_metrics)
+from .run import (CONFIG_FILE, MODEL_FILE, RunRecord, claim_run_dir, read_config,
+                  remove_unfinished, write_config, write_metrics)
+from .sources import Source
 
 __all__ = ["fit", "train_one_epoch", "train_step", "lr_at", "loss_function", "format_line",
            "TrainingDiverged"]
@@ -352,19 +355,21 @@ class _Run:
     at: _Position
 
 
-def _set_up(net: gluon.Block, train_data: Iterable, config: TrainConfig,
+def _set_up(net: gluon.Block, train_data: Iterable, record: RunRecord,
             ctxs: List[mx.Context], kv: Any, dist: bool, run_dir: Optional[str], writer: bool,
-            resume: bool, hybridize: bool, log: Callable[[str], None],
-            extra_config: Optional[Dict[str, Any]]) -> _Run:
+            resume: bool, hybridize: bool, log: Callable[[str], None]) -> _Run:
     """Resume point, net (seeded, loaded or initialised, in ``config.dtype``: the one
     place the precision is applied), trainer, config.json, weight average and position:
     everything the loop needs.  Only the ``writer`` (rank 0) writes to ``run_dir``."""
+    config = record.config
     found = _resume_point(run_dir, config, log) if resume else None
+    if found:
+        _check_same_data(run_dir, record)
     runner = _prepare_net(net, ctxs, config, found and found[0], hybridize,
-                          (extra_config or {}).get("classes"), log)
+                          list(record.classes), log)
     trainer = _make_trainer(net, config, kv, dist)
     if writer:
-        write_config(run_dir, config, extra_config)
+        write_config(run_dir, record)
     threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
     ema = WeightAverage(net, config.ema) if config.ema else None
     at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
@@ -392,26 +397,127 @@ def _check_fit_args(train_data: Iterable, run_dir: Optional[str], resume: bool) 
                          "(and --limit-train).")
 
 
+def _prefixed(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda line: log(prefix + line)
+
+
+def _data(net: gluon.Block, data: Union[Source, Iterable], test_data: Optional[Iterable],
+          val_data: Optional[Iterable], config: TrainConfig, ctxs: List[mx.Context], kv: Any,
+          num_workers: int, rank: int, log: Callable[[str], None]) -> Tuple[Splits, RunRecord]:
+    """The run's batches and its record: made from a source (its classes and channels in
+    the recipe, the batches of this worker's shard, the input record they were made with),
+    or the batches given, as Fashion-MNIST's at ``config.resize``."""
+    devices = ",".join(f"{c.device_type}:{c.device_id}" for c in ctxs)
+    store = kv if isinstance(kv, str) else getattr(kv, "type", "device")
+    if not isinstance(data, Source):
+        classes = CLASS_NAMES if config.model.num_classes == 10 else \
+            [str(i) for i in range(config.model.num_classes)]
+        return Splits(data, test_data, val_data), RunRecord(
+            config, _batch_inputs(data, config), tuple(classes), DataRef(), devices, store)
+    if test_data is not None or val_data is not None:
+        raise TypeError("fit(net, source, config) makes the test and validation batches from "
+                        "the source (config.val_split holds images out); drop test_data and "
+                        "val_data.")
+    config = data.configure(config)
+    if config.batch_size % num_workers:
+        raise ValueError(f"--batch-size {config.batch_size} does not split evenly over "
+                         f"{num_workers} workers; use a multiple of {num_workers}.")
+    _check_outputs(net, len(data.classes))
+    made = data.training(config, num_workers, rank)
+    if rank == 0:
+        for note in made.notes:
+            log(note)
+    return made.splits, RunRecord(config, made.inputs, tuple(data.classes), data.ref, devices,
+                                  store)
+
+
+def _batch_inputs(data: Iterable, config: TrainConfig) -> InputSpec:
+    """The input record of batches given without their source: Fashion-MNIST's at
+    ``config.resize``; refused where a :class:`~resnet_gluon.data.BatchIter` shows that
+    is not what they are (predict would then prepare images otherwise than training did)."""
+    if isinstance(data, BatchIter):
+        side = data.resize or data.images.shape[1]
+        problem = ("normalised" if data.stats is not None else
+                   "colour" if data.images.ndim == 4 else
+                   f"{side}x{side}, not config.resize {config.resize}"
+                   if side != config.resize else None)
+        if problem:
+            raise ValueError(f"fit: these batches are {problem}, which the run's record "
+                             f"(Fashion-MNIST's images at config.resize) would not say, and "
+                             f"evaluate and predict would prepare images otherwise. Train "
+                             f"from their source, fit(net, open_source(PATH), config), or "
+                             f"make the batches at config.resize.")
+    return InputSpec("fashion-mnist", config.resize, config.model.in_channels or 1)
+
+
+def _check_outputs(net: gluon.Block, classes: int) -> None:
+    """Refuse a ResNet whose output layer is not one unit per class of the data."""
+    last = net[-1] if isinstance(net, (gluon.nn.HybridSequential, gluon.nn.Sequential)) \
+        and len(net) else None
+    units = getattr(last, "_units", None)
+    if isinstance(last, gluon.nn.Dense) and units != classes:
+        raise ValueError(f"the net has {units} outputs but the data {classes} classes; build "
+                         f"it for the data: net = source.build_net(config).")
+
+
+def _check_same_data(run_dir: str, record: RunRecord) -> None:
+    """Refuse to resume a run on other data than its own: other paths, classes or input
+    statistics (its images changed) would go on without a word and change its numbers."""
+    saved = read_config(run_dir)
+    if "classes" in saved and list(saved["classes"]) != list(record.classes):
+        raise ValueError(f"the run in {run_dir} was trained on the classes {saved['classes']}; "
+                         f"the data now holds {list(record.classes)}. Resume on the run's "
+                         f"images, or start a new run directory.")
+    if "preprocess" in saved and InputSpec.from_dict(saved) != record.inputs:
+        before = InputSpec.from_dict(saved)
+        raise ValueError(f"the run in {run_dir} was trained on images of mean {before.mean} "
+                         f"and std {before.std}; its data now gives {record.inputs.mean} and "
+                         f"{record.inputs.std}: the images changed. Resume on the run's "
+                         f"images, or start a new run directory.")
+    ref = DataRef.from_dict(saved)
+    if ref != record.data:
+        def name(r: DataRef) -> str:
+            return (r.data or "Fashion-MNIST") + (f" (test {r.test})" if r.test else "")
+        raise ValueError(f"the run in {run_dir} was trained on {name(ref)}; resuming on "
+                         f"{name(record.data)} would not reproduce it. Resume on the run's "
+                         f"data, or start a new run directory.")
+
+
 # --------------------------------------------------------------------------- fit
 
-def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
-        config: Optional[TrainConfig] = None, ctx: Union[str, Sequence[mx.Context], None] = None,
+def fit(net: gluon.Block, train_data: Union[Source, Iterable],
+        test_data: Optional[Iterable] = None, config: Optional[TrainConfig] = None,
+        ctx: Union[str, Sequence[mx.Context], None] = None,
         kvstore: Union[str, "mx.kvstore.KVStore"] = "device", run_dir: Optional[str] = None,
         resume: bool = False, progress: bool = True, hybridize: bool = True,
-        log: Callable[[str], None] = print, extra_config: Optional[Dict[str, Any]] = None,
-        val_data: Optional[Iterable] = None) -> List[Dict[str, Any]]:
+        log: Callable[[str], None] = print, val_data: Optional[Iterable] = None
+        ) -> List[Dict[str, Any]]:
     """Train ``net`` as ``d2lzh.train_ch5`` does, with checkpoints, resume and several devices.
+
+    ``fit(net, source, config)`` trains on a :class:`resnet_gluon.sources.Source`
+    (:func:`resnet_gluon.sources.open_source`): the batches of ``config``'s recipe are made
+    from it, and the run directory records its input, classes and data, so that every
+    later command reads the run as it was trained.  ``fit(net, train_iter, test_iter,
+    config)`` is the book's way, over batches of Fashion-MNIST images as
+    :func:`resnet_gluon.data.load_data_fashion_mnist` makes them.
 
     Parameters
     ----------
     net : mxnet.gluon.Block
-        Any Gluon net; initialised here with Xavier if it is not yet.
-    train_data, test_data : iterable of (NDArray, NDArray)
-        Batches, with a length (``test_data`` None: no test accuracy, for data without a
-        test set; give ``val_data`` then).  A :class:`resnet_gluon.data.BatchIter` (or a list of
-        batches) makes resume exact, mid-epoch too; any other iterable is iterated again
-        and skipped forward, which is exact only if it yields the same batches every
+        Any Gluon net; initialised here with Xavier if it is not yet
+        (:meth:`resnet_gluon.sources.Source.build_net` builds the ResNet of ``config`` for
+        a source's classes and channels).
+    train_data : Source, or iterable of (NDArray, NDArray)
+        A source; or batches, with a length: a :class:`resnet_gluon.data.BatchIter` (or a
+        list of batches) makes resume exact, mid-epoch too; any other iterable is iterated
+        again and skipped forward, which is exact only if it yields the same batches every
         time: a shuffling ``DataLoader`` does not, and a resume with one warns so.
+        Batches are taken as Fashion-MNIST's at ``config.resize`` (what the run records);
+        normalised or colour batches need their source.
+    test_data : iterable of (NDArray, NDArray), optional
+        With batches: the test batches (None: no test accuracy; give ``val_data`` then).
+        With a source: nothing, the source makes them (``fit(net, source, config)`` passes
+        the config here, and it is read as ``config``).
     config : TrainConfig, optional
         The recipe (the book's by default).  With ``config.ema`` the epochs'
         accuracies and the saved model are those of the weight average
@@ -433,13 +539,10 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
         Hybridize with static memory and shapes (the fast path).
     log : callable, default print
         Receives each epoch's line and any warnings.
-    extra_config : dict, optional
-        Written into ``config.json`` beside the recipe (CLI settings; for your own images,
-        :meth:`resnet_gluon.folders.FolderSplits.record`, whose ``classes`` also map the
-        output layer of ``config.init``'s weights).
     val_data : iterable of (NDArray, NDArray), optional
-        Held-out training examples (see :func:`resnet_gluon.data.load_splits`),
-        evaluated each epoch as ``val_acc``: the figure to choose a recipe by.
+        With batches: held-out training examples (see :func:`resnet_gluon.data.load_splits`),
+        evaluated each epoch as ``val_acc``: the figure to choose a recipe by (a source
+        makes them from ``config.val_split``).
 
     Returns
     -------
@@ -454,15 +557,24 @@ def fit(net: gluon.Block, train_data: Iterable, test_data: Iterable,
     CheckpointError
         ``resume`` with a run directory whose checkpoints are all unusable, or
         whose config differs from this one.
+    ValueError
+        ``resume`` on other data, classes or input statistics than the run's.
     """
-    config, ctxs = config or TrainConfig(), parse_ctx(ctx)
+    if isinstance(train_data, Source) and isinstance(test_data, TrainConfig) and config is None:
+        test_data, config = None, test_data  # fit(net, source, config)
+    ctxs = parse_ctx(ctx)
     kv, rank, num_workers = make_kvstore(kvstore)
+    if rank:  # every worker's lines reach the log; say whose
+        log = _prefixed(log, f"[worker {rank}] ")
+    data, record = _data(net, train_data, test_data, val_data, config or TrainConfig(), ctxs,
+                         kv, num_workers, rank, log)
+    config, (train_data, test_data, val_data) = record.config, data
     _check_fit_args(train_data, run_dir, resume)
     dist, writer = num_workers > 1, run_dir is not None and rank == 0
     # The run directory is this process's until fit returns (see RunLock).
     with claim_run_dir(run_dir, resume) if writer else contextlib.nullcontext():
-        run = _set_up(net, train_data, config, ctxs, kv, dist, run_dir, writer, resume,
-                      hybridize, log, extra_config)
+        run = _set_up(net, train_data, record, ctxs, kv, dist, run_dir, writer, resume,
+                      hybridize, log)
         history, steps, at = run.at.history, len(train_data), run.at
         bar = _progress_bar(progress and rank == 0, steps, config, at.epoch * steps + at.step)
         guard = watchdog() if dist else _NoBar()  # waits on peers: bounded

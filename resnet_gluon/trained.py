@@ -1,8 +1,9 @@
 """A trained model: its architecture record, the input it takes, its weights; one loader.
 
 :class:`ModelInfo` is what a user of a trained net must know besides its weights: the
-architecture (a :class:`~resnet_gluon.model.ResNetSpec`), the side of the square input it
-was trained on and its class names.  A run's ``config.json``, an export's
+architecture (a :class:`~resnet_gluon.model.ResNetSpec`), the input record (a
+:class:`~resnet_gluon.inputs.InputSpec`: kind, side, channels, normalisation) and its class
+names.  A run's ``config.json``, an export's
 ``PREFIX-info.json`` and the shipped weights' JSON all hold it, flat.
 
 :func:`load_model` is the one way in, whatever the weights' source:
@@ -28,13 +29,14 @@ from mxnet import gluon, nd
 
 from . import weights
 from ._checks import mxnet_reason
-from .config import ARCHITECTURE, RESIZE, TrainConfig, parse_ctx
-from .data import CLASS_NAMES, normalizer, resize_batch
+from .config import ARCHITECTURE, TrainConfig, parse_ctx
+from .data import CLASS_NAMES
+from .inputs import InputSpec
 from .model import ResNetSpec
 from .precision import check_dtype, mixed_precision
 from .run import find_run_config, read_json
 
-__all__ = ["ModelInfo", "PREPROCESS", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_model",
+__all__ = ["ModelInfo", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_model",
            "load_trained", "load_symbol", "load_pretrained", "pretrained_info"]
 
 #: The files of an exported model: PREFIX-symbol.json, PREFIX-0000.params, PREFIX-info.json.
@@ -45,93 +47,59 @@ Source = Optional[str]
 Contexts = Union[str, mx.Context, Sequence[mx.Context], None]
 
 
-#: How an image becomes a net's input: ``'fashion-mnist'`` (28x28 gray, shrunk and padded to
-#: a square, then the bilinear resize of training) or ``'crop'`` (an image folder's: the
-#: shorter side scaled to the input side, the centre cropped, then normalised).
-PREPROCESS = ("fashion-mnist", "crop")
-
-
 @dataclasses.dataclass
 class ModelInfo:
-    """What a user of a trained net must know besides its weights.
+    """A trained net as a user must know it besides its weights: architecture + input
+    record + class names.
 
     Attributes
     ----------
     model : ResNetSpec
         The architecture.
-    resize : int
-        Side of the square input the net was trained on (28: native).
+    inputs : InputSpec
+        How an image becomes the input: kind, side, channels, normalisation.
     classes : list of str
         Class names, in output order.
-    preprocess : {'fashion-mnist', 'crop'}
-        How an image becomes the input (see :data:`PREPROCESS`).
-    mean, std : list of float, optional
-        Per-channel statistics (pixel values / 255) the input is normalised with,
-        ``(x - mean) / std``; None: pixel values / 255 as they are (Fashion-MNIST runs).
     """
 
     model: ResNetSpec = dataclasses.field(default_factory=ResNetSpec)
-    resize: int = TrainConfig.resize
+    inputs: InputSpec = dataclasses.field(default_factory=InputSpec)
     classes: List[str] = dataclasses.field(default_factory=lambda: list(CLASS_NAMES))
-    preprocess: str = "fashion-mnist"
-    mean: Optional[List[float]] = None
-    std: Optional[List[float]] = None
 
     def __post_init__(self):
         if not isinstance(self.model, ResNetSpec):
             raise TypeError(f"model must be a ResNetSpec, got {self.model!r}.")
-        if self.model.in_channels < 1:
-            raise ValueError(f"a trained net takes a known number of input channels, got "
-                             f"in_channels={self.model.in_channels}; use 1 for gray images.")
-        RESIZE.check("resize", self.resize)
+        if not isinstance(self.inputs, InputSpec):
+            raise TypeError(f"inputs must be an InputSpec, got {self.inputs!r}.")
+        if self.model.in_channels != self.inputs.channels:
+            raise ValueError(f"the net takes {self.model.in_channels} input channels but its "
+                             f"input record says {self.inputs.channels}; they must agree.")
         if not (isinstance(self.classes, list) and all(isinstance(c, str) for c in self.classes)):
             raise ValueError(f"classes must be a list of names, got {self.classes!r}.")
-        if self.preprocess not in PREPROCESS:
-            raise ValueError(f"preprocess must be one of {list(PREPROCESS)}, got "
-                             f"{self.preprocess!r}.")
-        if (self.mean is None) != (self.std is None) or self.mean is not None and not (
-                len(self.mean) == len(self.std) == self.model.in_channels
-                and all(s > 0 for s in self.std)):
-            raise ValueError(f"mean and std must both be given, one number per input channel "
-                             f"({self.model.in_channels}) and std > 0, or neither; got "
-                             f"{self.mean!r} and {self.std!r}.")
 
-    @property
-    def input_shape(self) -> Tuple[int, int, int, int]:
-        """``(1, in_channels, resize, resize)``: float32, NCHW."""
-        return (1, self.model.in_channels, self.resize, self.resize)
-
-    @property
-    def normalize(self) -> Optional[Tuple[List[float], List[float]]]:
-        """``(mean, std)``, or None when the input is not normalised."""
-        return None if self.mean is None else (self.mean, self.std)
+    # The input record's facts, read through the info as users always have.
+    resize = property(lambda self: self.inputs.resize, doc="Side of the square input.")
+    preprocess = property(lambda self: self.inputs.kind, doc="The input record's kind.")
+    mean = property(lambda self: self.inputs.mean, doc="Per-channel mean, or None.")
+    std = property(lambda self: self.inputs.std, doc="Per-channel std, or None.")
+    normalize = property(lambda self: self.inputs.normalize, doc="(mean, std) or None.")
+    input_shape = property(lambda self: self.inputs.shape,
+                           doc="``(1, in_channels, resize, resize)``: float32, NCHW.")
 
     def describe_input(self) -> str:
         """The input in words, for the reader of an info file."""
-        c, r = self.model.in_channels, self.resize
-        kind = "gray" if c == 1 else f"{c} channels (RGB)"
-        if self.preprocess == "fashion-mnist":
-            how = "pixel values / 255, bilinear resize of the 28x28 image"
-        else:
-            how = (f"the shorter side scaled to {r} (bilinear), the centre {r}x{r} cropped, "
-                   f"pixel values / 255")
-        norm = ", then (x - mean) / std per channel" if self.mean is not None else ""
-        return f"float32 NCHW (N, {c}, {r}, {r}): {kind}, {how}{norm}"
+        return self.inputs.describe()
 
     def prepare(self, images: np.ndarray) -> nd.NDArray:
-        """The net's input from uint8 images as training kept them: (N, 28, 28) for
-        ``'fashion-mnist'``, (N, R, R) or (N, R, R, 3) for ``'crop'``."""
-        return normalizer(self.normalize, self.model.in_channels)(
-            resize_batch(images, self.resize))
+        """The net's input from uint8 images as training kept them (see
+        :meth:`resnet_gluon.inputs.InputSpec.prepare`)."""
+        return self.inputs.prepare(images)
 
     def to_dict(self) -> Dict[str, Any]:
         """Flat, plain JSON-able values (the architecture's fields first), with a note on
         the input for a reader of the file."""
-        values = {**self.model.to_dict(), "resize": self.resize, "classes": list(self.classes),
-                  "preprocess": self.preprocess}
-        if self.mean is not None:
-            values.update(mean=list(self.mean), std=list(self.std))
-        return {**values, "input": self.describe_input()}
+        return {**self.model.to_dict(), **self.inputs.to_dict(), "classes": list(self.classes),
+                "input": self.describe_input()}
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "ModelInfo":
@@ -142,9 +110,7 @@ class ModelInfo:
         classes = values.get("classes", list(CLASS_NAMES))
         if isinstance(classes, list) and len(classes) != model.num_classes:
             classes = [str(i) for i in range(model.num_classes)]
-        return cls(model, values.get("resize", cls.resize), classes,
-                   values.get("preprocess", "fashion-mnist"), values.get("mean"),
-                   values.get("std"))
+        return cls(model, InputSpec.from_dict(values), classes)
 
     @classmethod
     def read(cls, path: str, values: Optional[Dict[str, Any]] = None) -> "ModelInfo":
@@ -159,7 +125,7 @@ class ModelInfo:
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "ModelInfo":
-        """The net a run of ``config`` trains."""
+        """The net a run of ``config`` trains on Fashion-MNIST."""
         return cls.from_dict(config.to_dict())
 
     def setting(self, name: str) -> Any:

@@ -169,7 +169,7 @@ def test_an_interrupted_mxnet_constructor_leaves_no_traceback_after_ctrl_c():
     # no attribute 'handle'" with its traceback. After Ctrl-C the CLI drops that one kind.
     from mxnet._ctypes.symbol import SymbolBase
 
-    from resnet_gluon.cli import _quiet_half_built
+    from resnet_gluon._checks import _quiet_half_built
 
     seen = []
     hook = _quiet_half_built(seen.append)

@@ -132,23 +132,107 @@ def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
     assert "9.weight: new, (5, 512)" in result.stdout
 
 
-@pytest.mark.slow
-def test_the_own_images_pages_script_runs_as_written(tmp_path, test_images):
+def _photos(root, kind, test_images):
+    """ROOT/photos/train/CLASS/* and ROOT/photos/test/CLASS/*: real gray Fashion-MNIST
+    images of three classes (24 and 8 each), or colour crops of scikit-learn's two
+    photographs (train and test from different parts of each)."""
     from PIL import Image
 
     from resnet_gluon.data import CLASS_NAMES
 
-    images, labels = test_images
-    for label in (1, 5, 7):  # trouser, sandal, sneaker: 24 training and 8 test images each
-        for i, index in enumerate(np.flatnonzero(labels == label)[:32]):
-            folder = tmp_path / "images" / ("train" if i < 24 else "test") / CLASS_NAMES[label]
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(images[index]).save(folder / f"{i}.png")
-    (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "own-images.md"))
-                if "load_folder_splits" in b]
+    if kind == "gray":
+        images, labels = test_images
+        for label in (1, 5, 7):  # trouser, sandal, sneaker
+            for i, index in enumerate(np.flatnonzero(labels == label)[:32]):
+                folder = root / "photos" / ("train" if i < 24 else "test") / CLASS_NAMES[label]
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(images[index]).save(folder / f"{i}.png")
+        return ["sandal", "sneaker", "trouser"]
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    for name, photo in zip(("china", "flower"), load_sample_images().images):
+        for split, count, cols in (("train", 32, (0, 400)), ("test", 12, (400, 600))):
+            (root / "photos" / split / name).mkdir(parents=True)
+            for i in range(count):
+                y, x = rng.integers(0, 387), rng.integers(*cols)
+                Image.fromarray(photo[y:y + 40, x:x + 40]).save(
+                    root / "photos" / split / name / f"{i}.jpg")
+    return ["china", "flower"]
+
+
+def _marked_block(page, mark):
+    (block,) = re.findall(f"<!-- {mark} -->\n```python\n(.*?)```", _read(page), re.S)
+    return block
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gray", "colour"])
+def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
+        tmp_path, cli, test_images, kind):
+    # The acceptance case: the page's block as written, then the commands with the run's
+    # path alone: predict names folders, evaluate reads the run's own test folder, and the
+    # two agree on the test images.
+    classes = _photos(tmp_path, kind, test_images)
+    block = _marked_block(os.path.join(ROOT, "docs", "own-images.md"), "from-a-script")
+    assert len([line for line in block.splitlines() if line.strip()]) <= 6
     result = _run(block, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^epoch 1, loss .* test acc ", result.stdout, re.M), result.stdout
-    config = json.loads((tmp_path / "runs" / "images" / "config.json").read_text())
-    assert config["classes"] == ["sandal", "sneaker", "trouser"]
-    assert config["preprocess"] == "crop" and config["test_data"].endswith("images/test")
+    assert re.search(r"^epoch 3, loss .* test acc ", result.stdout, re.M), result.stdout
+    config = json.loads((tmp_path / "runs" / "photos" / "config.json").read_text())
+    assert config["classes"] == classes and config["preprocess"] == "crop"
+    assert config["in_channels"] == (1 if kind == "gray" else 3)
+    params = str(tmp_path / "runs" / "photos" / "model.params")
+    result = cli("evaluate", "--params", params, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    test = tmp_path / "photos" / "test"
+    count = 24  # 3 classes of 8, or 2 of 12
+    assert f"({count} images of {test}, ResNet-18, resize 32)" in result.stdout
+    accuracy = float(result.stdout.split()[2])
+    files = sorted(str(p) for p in test.glob("*/*"))
+    result = cli("predict", "--model", params, "--json", "--topk", "1", *files, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line)["top"][0]["class"] for line in result.stdout.splitlines()]
+    assert len(labels) == count and set(labels) <= set(classes)
+    truth = [os.path.basename(os.path.dirname(f)) for f in files]
+    assert sum(a == b for a, b in zip(labels, truth)) / count == pytest.approx(accuracy,
+                                                                               abs=5e-5)
+
+
+@pytest.mark.slow
+def test_the_own_images_rec_script_runs_as_written(tmp_path, cli, test_images):
+    classes = _photos(tmp_path, "gray", test_images)
+    block = _marked_block(os.path.join(ROOT, "docs", "own-images.md"), "from-a-rec")
+    result = _run(block, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "through ImageRecordIter" in result.stdout
+    config = json.loads((tmp_path / "runs" / "rec" / "config.json").read_text())
+    assert config["classes"] == classes and config["test_data"] == str(tmp_path / "test.rec")
+    result = cli("evaluate", "--params", str(tmp_path / "runs" / "rec" / "model.params"))
+    assert result.returncode == 0, result.stderr
+    assert f"(24 images of {tmp_path / 'test.rec'}, ResNet-18, resize 32)" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_notebook_sections_code_runs_in_a_kernel_and_a_second_run_is_one_line(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    page = _read(os.path.join(ROOT, "docs", "training.md"))
+    section = page.split("## In a notebook")[1].split("\n## ")[0]
+    shapes, train, load = re.findall(r"```python\n(.*?)```", section, re.S)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c)
+                                         for c in (shapes, train, train, load)])
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute(env=CHILD_ENV)
+
+    def text(cell):
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    assert "dense0 output shape:\t (1, 5)" in text(nb.cells[0])
+    assert re.search(r"epoch 2, loss .* test acc ", text(nb.cells[1]))  # amid the bar
+    (error,) = [o for o in nb.cells[2].outputs if o.output_type == "error"]
+    assert error.ename == "RunDirTaken" and len(error.traceback) == 1
+    assert error.traceback[0] == (
+        f"RunDirTaken: runs/nb already holds a run. Continue it with --resume (fit(..., "
+        f"resume=True)), or choose another --out directory (run_dir=...).")
+    assert "'t-shirt', 'trouser', 'pullover'" in text(nb.cells[3])

@@ -19,9 +19,11 @@ LAYERS = [
     {"__main__", "cli"},
     {"train", "evaluate", "quantize", "export", "predict", "pretrained", "visualize", "launch",
      "finetune"},
+    {"sources"},
     {"trained"},
     {"run", "distributed", "ema"},
     {"config"},
+    {"inputs"},
     {"data", "folders", "images", "recordio", "checkpoint", "precision", "cpu"},
     {"blocks", "model", "shapes"},
     {"weights", "_checks", "_watchdog"},
@@ -147,6 +149,25 @@ def test_a_net_is_built_from_saved_settings_in_one_place():
                 callers.setdefault(name, []).append(node.lineno)
     assert set(callers) == {"model"}, callers
     assert len(callers["model"]) == 2  # ResNetSpec.build and build_resnet18
+
+
+def test_the_data_source_is_chosen_in_one_module():
+    # One seam: sources.open_source tells Fashion-MNIST from a folder from a .rec, and only
+    # sources reads data through the formats' loaders (each format's own module aside).
+    loaders = {"load_fashion_mnist": "data", "load_splits": "data",
+               "load_image_folder": "folders", "RecordBatches": "recordio",
+               "read_pack_info": "recordio"}
+    found = []
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            rec = func == "endswith" and any(isinstance(a, ast.Constant) and a.value == ".rec"
+                                             for a in node.args)
+            if (rec or func in loaders) and name not in ("sources", loaders.get(func, "recordio")):
+                found.append(f"{name}:{node.lineno} {func}")
+    assert not found, found
 
 
 def _code_lines(func, source_lines):

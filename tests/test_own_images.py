@@ -13,14 +13,18 @@ from PIL import Image
 from common import assert_same_params, kill_when
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.data import CLASS_NAMES, BatchIter
-from resnet_gluon.folders import load_folder_splits, load_image_folder
+from resnet_gluon.config import TrainConfig
+from resnet_gluon.folders import load_image_folder
 from resnet_gluon.recordio import RecordBatches, pack
+from resnet_gluon.sources import open_source
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Four Fashion-MNIST classes; one folder name has a space, files have spaces and umlauts.
 LABELS = (0, 5, 8, 9)
 CLASSES = sorted(CLASS_NAMES[i] for i in LABELS)  # ankle boot, bag, sandal, t-shirt
 TINY = ["--resize", "28", "--batch-size", "32", "--no-progress"]
+#: TINY as a recipe.
+SMALL = TrainConfig(resize=28, batch_size=32)
 
 
 def _write(root, images, labels, per_class, start=0):
@@ -185,7 +189,7 @@ def test_a_test_folder_that_does_not_fit_is_named(book, tmp_path, change, messag
     shutil.copytree(book, root)
     change(root)
     with pytest.raises(ValueError, match=message):
-        load_folder_splits(str(root), 32, 28)
+        open_source(str(root)).training(SMALL)
 
 
 def test_the_books_kaggle_layout_tests_on_valid(book, tmp_path):
@@ -195,15 +199,16 @@ def test_the_books_kaggle_layout_tests_on_valid(book, tmp_path):
     shutil.copytree(book / "test", root / "valid")
     shutil.copytree(book / "train", root / "train_valid")
     shutil.copytree(book / "test" / "bag", root / "test" / "unknown")
-    own = load_folder_splits(str(root), 32, 28)
-    assert own.test_root == str(root / "valid") and own.splits.test.num_examples == 64
-    assert own.classes == CLASSES
+    source = open_source(str(root))
+    assert source.ref.test == str(root / "valid") and source.classes == CLASSES
+    assert source.training(SMALL).splits.test.num_examples == 64
 
 
 def test_a_folder_without_test_holds_images_out(book):
-    own = load_folder_splits(str(book / "train"), 32, 28, val_split=40, seed=3)
-    assert own.splits.test is None and own.splits.val.num_examples == 40
-    assert own.splits.train.num_examples == 152 and own.test_root is None
+    source = open_source(str(book / "train"))
+    splits = source.training(TrainConfig(resize=28, batch_size=32, val_split=40, seed=3)).splits
+    assert splits.test is None and splits.val.num_examples == 40
+    assert splits.train.num_examples == 152 and source.ref.test is None
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from common import LINE, SMALL, TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
+from resnet_gluon.inputs import InputSpec
 from resnet_gluon.model import ResNetSpec
 from resnet_gluon.run import RunLock
 from resnet_gluon.trained import ModelInfo, load_trained
@@ -80,9 +81,11 @@ def test_params_that_do_not_fit_are_named(cli, trained_run, tmp_path):
 
 def test_model_info_is_the_configs_architecture_with_its_defaults():
     # One architecture record: the config holds it, the info holds it, both write it flat.
-    # ... plus how an image becomes the input (a run on your own images normalises).
-    assert [f.name for f in dataclasses.fields(ModelInfo)] == [
-        "model", "resize", "classes", "preprocess", "mean", "std"]
+    # A trained net is architecture + input record + class names; the input record is how
+    # an image becomes the input (a run on your own images normalises).
+    assert [f.name for f in dataclasses.fields(ModelInfo)] == ["model", "inputs", "classes"]
+    assert [f.name for f in dataclasses.fields(InputSpec)] == [
+        "kind", "resize", "channels", "mean", "std"]
     assert ModelInfo().model == TrainConfig().model == ResNetSpec()
     assert all(ModelInfo().setting(k) == TrainConfig().to_dict()[k] for k in ARCHITECTURE)
     config = TrainConfig.from_dict(dict(depth=34, resize=28, small_input=True))
