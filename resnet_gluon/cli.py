@@ -441,11 +441,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     net, info = _load(args, "--model", dtype=args.dtype)
     predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
     for p in predictions:
-        if args.json:
-            print(json.dumps({"file": p.file, "top": [{"class": c, "probability": round(v, 6)}
-                                                      for c, v in p.top]}))
-        else:
-            print(f"{p.file}: " + ", ".join(f"{c} {v:.3f}" for c, v in p.top))
+        print(json.dumps(p.to_dict()) if args.json else
+              f"{p.file}: " + ", ".join(f"{c} {v:.3f}" for c, v in p.top))
     for path, message in errors:
         if args.json:
             print(json.dumps({"file": path, "error": message}))
@@ -496,13 +493,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     """
     from .launch import launch
 
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise ValueError("give the workers' command after --, e.g. "
-                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
-    if cmd[0] == "train" and not any(a.startswith("--kvstore") for a in cmd):
-        cmd = cmd + ["--kvstore", "dist_sync"]
-    return launch(cmd, args.num_workers, args.num_servers, timeout=args.timeout)
+    return launch(args.cmd, args.num_workers, args.num_servers, timeout=args.timeout)
 
 
 # --------------------------------------------------------------------------- info

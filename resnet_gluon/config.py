@@ -130,8 +130,9 @@ class TrainConfig:
     test_every: int = knob(1, "test accuracy after every N-th epoch and the last; 0: after "
                               "the last only (the test set read once)", NONNEGATIVE_INT,
                            metavar="N")
-    dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights and runs on "
-                                 "the CPU's AMX tiles where it has them", choices=DTYPES)
+    dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights; native on "
+                                 "AMX or AVX512-BF16 CPUs, emulated (slower) elsewhere: see "
+                                 "'info'", choices=DTYPES)
     init: Optional[str] = knob(None, "start from trained weights: 'pretrained' (the shipped "
                                      "ones) or RUN_DIR/model.params; a new output layer when "
                                      "the classes differ, a gray stem widened for colour",

@@ -100,7 +100,8 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
     Parameters
     ----------
     command : sequence of str
-        The subcommand and its options, e.g. ``['train', '--kvstore', 'dist_sync']``.
+        The subcommand and its options, e.g. ``['train', '--epochs', '1']`` (a leading
+        ``'--'`` is dropped; ``train`` gets ``--kvstore dist_sync`` unless it names one).
     num_workers, num_servers : int
     timeout : float, default 3600
         Seconds the whole job may take; past it, every process is stopped.
@@ -120,9 +121,12 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
     if num_workers < 1 or num_servers < 1:
         raise ValueError(f"need at least one worker and one server, got "
                          f"{num_workers} workers and {num_servers} servers.")
+    command = list(command[1:] if command[:1] == ["--"] else command)
     if not command:
-        raise ValueError("no command to run on the workers; e.g. "
-                         "launch -n 2 -- train --kvstore dist_sync")
+        raise ValueError("give the workers' command after --, e.g. "
+                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
+    if command[0] == "train" and not any(a.startswith("--kvstore") for a in command):
+        command += ["--kvstore", "dist_sync"]  # train's default store is one machine's
     base = dict(os.environ,
                 DMLC_PS_ROOT_URI=LOOPBACK, DMLC_PS_ROOT_PORT=str(port or free_port()),
                 DMLC_NUM_SERVER=str(num_servers), DMLC_NUM_WORKER=str(num_workers),

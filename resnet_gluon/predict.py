@@ -10,7 +10,7 @@ mean and std.
 """
 import dataclasses
 import os
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from mxnet import gluon, nd
@@ -50,6 +50,11 @@ class Prediction:
 
     file: str
     top: List[Tuple[str, float]]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"file": ..., "top": [{"class": ..., "probability": ...}, ...]}`` (JSON lines)."""
+        return {"file": self.file, "top": [{"class": c, "probability": round(p, 6)}
+                                           for c, p in self.top]}
 
 
 def read_for(info: ModelInfo, path: str, invert: bool = False) -> np.ndarray:

@@ -1,4 +1,6 @@
 """Shared fixtures: fresh names and seeds, one way to run the CLI, and the runs tests share."""
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -42,6 +44,9 @@ class Runner:
     ``cli(*args)`` runs the command line and returns the finished process
     (``returncode``, ``stdout``, ``stderr``); ``cli.python(*argv)`` runs any
     Python argv; ``cli.popen(*args)`` starts the command line without waiting.
+    ``cli.here(*args)`` runs it inside this process (``main``), answering the same way:
+    for a command refused before it does any work, without the two seconds a new
+    process spends importing MXNet.
     """
 
     env = CHILD_ENV
@@ -58,6 +63,18 @@ class Runner:
     def _run(self, argv, timeout=600, env=None, cwd=None):
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=dict(self.env, **(env or {})), cwd=cwd)
+
+    def here(self, *args) -> subprocess.CompletedProcess:
+        from resnet_gluon.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exit:  # argparse's errors, --version
+                code = exit.code if isinstance(exit.code, int) else 1
+        return subprocess.CompletedProcess(["resnet-gluon", *args], code, out.getvalue(),
+                                           err.getvalue())
 
     def popen(self, *args, env=None) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "resnet_gluon", *args],

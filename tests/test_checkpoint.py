@@ -66,7 +66,7 @@ def test_no_usable_checkpoint_is_a_clear_error(cli, tmp_path):
     (run / "checkpoints" / "ckpt-0001-000000").mkdir(parents=True)
     (run / "checkpoints" / "ckpt-0001-000000" / "state.json").write_text("{trunc")
     (run / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
-    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    result = cli.here("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 1
     assert "state.json is truncated or corrupt" in result.stdout
     assert "no usable checkpoint" in result.stderr and "Traceback" not in result.stderr
@@ -88,7 +88,7 @@ def test_resume_under_another_thread_count_warns_that_it_will_not_be_exact(tmp_p
 
 
 def test_resume_with_other_options_is_refused(cli, tmp_path, reference_run):
-    result = cli("train", "--out", str(reference_run), "--resume", "--lr", "0.1",
+    result = cli.here("train", "--out", str(reference_run), "--resume", "--lr", "0.1",
                   "--no-progress")
     assert result.returncode == 1
     assert "lr: run has 0.02, now 0.1" in result.stderr
@@ -146,7 +146,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_dis
 
 def test_a_read_only_directory_is_named(cli, small_disk):
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    result = cli("train", "--out", str(small_disk / "run"), *TINY)
+    result = cli.here("train", "--out", str(small_disk / "run"), *TINY)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (f"error: {small_disk / 'run'}: Read-only file system. Choose a directory you can "
             f"write to.") in result.stderr

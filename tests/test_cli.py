@@ -56,14 +56,14 @@ def test_shapes_small_input(capsys):
     ([], "the following arguments are required: COMMAND"),
 ])
 def test_bad_options_get_argparse_errors_not_traces(cli, args, message):
-    result = cli(*args)
+    result = cli.here(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_version(cli):
-    result = cli("--version")
+    result = cli.here("--version")
     assert result.returncode == 0 and result.stdout.startswith("resnet-gluon 0.")
 
 
@@ -82,7 +82,7 @@ def test_version(cli):
                                  "job with: python -m resnet_gluon launch"),
 ])
 def test_bad_train_options(cli, args, message):
-    result = cli("train", *args, "--no-progress")
+    result = cli.here("train", *args, "--no-progress")
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -90,7 +90,7 @@ def test_bad_train_options(cli, args, message):
 def test_missing_data_lists_where_it_looked(cli, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    result = cli("train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"))
+    result = cli.here("train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"))
     assert result.returncode == 2
     assert "holds only part of Fashion-MNIST" in result.stderr
     assert "apt-get install dataset-fashion-mnist" in result.stderr

@@ -47,7 +47,7 @@ def _section(lines, title, end=None):
 
 
 def test_evaluate_cli(cli, reference_run):
-    result = cli("evaluate", "--params", str(reference_run / "model.params"),
+    result = cli.here("evaluate", "--params", str(reference_run / "model.params"),
                  "--limit-test", "500")
     assert result.returncode == 0, result.stderr
     out = result.stdout.splitlines()
@@ -62,7 +62,7 @@ def test_evaluate_cli(cli, reference_run):
 
 
 def test_evaluate_cli_names_an_architecture_mismatch(cli, reference_run, tmp_path):
-    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--depth", "34",
+    result = cli.here("evaluate", "--params", str(reference_run / "model.params"), "--depth", "34",
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "does not fit ResNet-34" in result.stderr and "Traceback" not in result.stderr
@@ -131,7 +131,7 @@ def test_a_validation_split_the_weights_were_not_kept_from_is_refused(cli, refer
                                                                        source, why):
     # Before: "val acc 0.9700 (200 validation images held out ...)" of images it trained on.
     args = [str(reference_run / "model.params") if a == "RUN" else a for a in source]
-    result = cli("evaluate", *args, "--val-split", "200")
+    result = cli.here("evaluate", *args, "--val-split", "200")
     assert result.returncode == 2 and "val acc" not in result.stdout, result.stdout
     assert why in result.stderr and "Traceback" not in result.stderr, result.stderr
 

@@ -88,7 +88,7 @@ def test_export_needs_an_old_enough_onnx(monkeypatch, tmp_path):
 
 
 def test_export_out_naming_a_directory_is_refused(cli, trained_run, tmp_path):
-    result = cli("export", "--params", str(trained_run / "model.params"), "--out",
+    result = cli.here("export", "--params", str(trained_run / "model.params"), "--out",
                  str(tmp_path) + "/")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"--out {tmp_path}/ names a directory; give a path prefix such as" in result.stderr

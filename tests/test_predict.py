@@ -18,8 +18,8 @@ def test_predict_on_png_files_agrees_with_evaluate(cli, trained_run, tmp_path, t
     images, labels = test_images
     for i in range(100):
         Image.fromarray(images[i]).save(tmp_path / f"{i:03d}.png")
-    result = cli("predict", "--model", str(trained_run / "model.params"), str(tmp_path), "--json",
-                  "--topk", "2")
+    result = cli.here("predict", "--model", str(trained_run / "model.params"), str(tmp_path),
+                      "--json", "--topk", "2")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [os.path.basename(x["file"]) for x in lines] == [f"{i:03d}.png" for i in range(100)]
@@ -65,7 +65,7 @@ def test_predict_names_bad_files_and_labels_the_rest(cli, trained_run, tmp_path,
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "empty.jpg").write_bytes(b"")
     files = [str(tmp_path / n) for n in ("good.png", "notes.png", "missing.png", "empty.jpg")]
-    result = cli("predict", "--model", str(trained_run / "model.params"), *files)
+    result = cli.here("predict", "--model", str(trained_run / "model.params"), *files)
     assert result.returncode == 1
     out = result.stdout.splitlines()
     assert len(out) == 1 and out[0].startswith(files[0] + ": ")
@@ -134,7 +134,7 @@ def test_an_image_too_large_to_decode_is_named_as_such(cli, trained_run, tmp_pat
     with pytest.raises(ValueError, match=r"huge.png: the image is 40000x40000 pixels, more than "
                                          r"the 50,000,000 this reader decodes"):
         read_image(str(tmp_path / "huge.png"))
-    result = cli("predict", "--model", str(trained_run / "model.params"),
+    result = cli.here("predict", "--model", str(trained_run / "model.params"),
                  str(tmp_path / "huge.png"), str(tmp_path / "good.png"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stdout.startswith(str(tmp_path / "good.png") + ": ")

@@ -43,7 +43,7 @@ def test_run_directory(cli, tmp_path):
 
 def test_a_new_run_does_not_overwrite_an_old_one(cli, reference_run):
     before = (reference_run / "model.params").read_bytes()
-    result = cli("train", "--out", str(reference_run), *SMALL)
+    result = cli.here("train", "--out", str(reference_run), *SMALL)
     assert result.returncode == 2
     assert f"{reference_run} already holds a run. Continue it with --resume" in result.stderr
     assert (reference_run / "model.params").read_bytes() == before
@@ -59,13 +59,13 @@ def test_load_trained_reads_the_runs_config(trained_run):
 
 
 def test_params_that_do_not_fit_are_named(cli, trained_run, tmp_path):
-    result = cli("export", "--params", str(trained_run / "model.params"), "--out", str(tmp_path / "m"),
-                  "--depth", "34")
+    result = cli.here("export", "--params", str(trained_run / "model.params"),
+                      "--out", str(tmp_path / "m"), "--depth", "34")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "does not fit ResNet-34 with 10 classes" in result.stderr
     assert "missing from the file" in result.stderr  # ResNet-34 has more blocks
-    result = cli("export", "--params", str(trained_run / "model.params"), "--out", str(tmp_path / "m"),
-                  "--classes", "5")
+    result = cli.here("export", "--params", str(trained_run / "model.params"),
+                      "--out", str(tmp_path / "m"), "--classes", "5")
     assert result.returncode == 2
     assert re.search(r"shape\(s\) differ, first 9\.weight: the net has \(5, 512\), the file "
                      r"\(10, 512\)", result.stderr), result.stderr
@@ -148,7 +148,7 @@ def test_a_directory_of_someone_elses_files_is_left_alone(cli, tmp_path):
     mine = tmp_path / "u"
     mine.mkdir()
     (mine / "model.params").write_text("mine")
-    result = cli("train", "--out", str(mine), *TINY)
+    result = cli.here("train", "--out", str(mine), *TINY)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{mine} is not empty (model.params) and holds no run of this library" in result.stderr
     assert os.listdir(mine) == ["model.params"] and (mine / "model.params").read_text() == "mine"
@@ -156,7 +156,7 @@ def test_a_directory_of_someone_elses_files_is_left_alone(cli, tmp_path):
 
 def test_out_naming_a_file_is_refused(cli, tmp_path):
     (tmp_path / "f").write_text("x")
-    result = cli("train", "--out", str(tmp_path / "f"), *TINY)
+    result = cli.here("train", "--out", str(tmp_path / "f"), *TINY)
     assert result.returncode == 2
     assert f"--out {tmp_path / 'f'} is a file, not a directory" in result.stderr
     assert (tmp_path / "f").read_text() == "x"
@@ -175,7 +175,7 @@ def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tm
 
 def test_resume_keeps_the_runs_devices(cli, reference_run):
     before = (reference_run / "config.json").read_text()
-    result = cli("train", "--out", str(reference_run), "--resume", "--ctx", "cpu:0,cpu:1")
+    result = cli.here("train", "--out", str(reference_run), "--resume", "--ctx", "cpu:0,cpu:1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (f"the run in {reference_run} was trained with --ctx cpu:0; resuming with --ctx "
             f"cpu:0,cpu:1 would not reproduce it") in result.stderr
@@ -186,14 +186,14 @@ def test_a_truncated_config_is_named_on_resume(cli, reference_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text((reference_run / "config.json").read_text()[:40])
-    result = cli("train", "--out", str(run), "--resume")
+    result = cli.here("train", "--out", str(run), "--resume")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{run / 'config.json'} is not valid JSON" in result.stderr
 
 
 def test_params_without_their_config_say_what_was_assumed(cli, reference_run, tmp_path):
     shutil.copy(reference_run / "model.params", tmp_path / "w.params")
-    result = cli("evaluate", "--params", str(tmp_path / "w.params"), "--resize", "28",
+    result = cli.here("evaluate", "--params", str(tmp_path / "w.params"), "--resize", "28",
                  "--limit-test", "100")
     assert result.returncode == 0, result.stderr
     assert (f"warning: no config.json beside {tmp_path / 'w.params'} (nor two levels up, for a "
@@ -212,14 +212,14 @@ def test_unreadable_params_name_the_file_and_the_reason(cli, reference_run, tmp_
     if content == "half":
         content = (reference_run / "model.params").read_bytes()[:100000]
     bad.write_bytes(content)
-    result = cli("evaluate", "--params", str(bad), "--limit-test", "10")
+    result = cli.here("evaluate", "--params", str(bad), "--limit-test", "10")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (f"{bad} is not a params file MXNet can read (Invalid NDArray file format): it is "
             f"empty, truncated or another kind of file") in result.stderr
 
 
 def test_the_class_count_fix_offered_is_an_option_of_the_command(cli, reference_run):
-    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--classes", "5",
+    result = cli.here("evaluate", "--params", str(reference_run / "model.params"), "--classes", "5",
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "shape(s) differ" in result.stderr and "Pass the --depth / --classes" in result.stderr
