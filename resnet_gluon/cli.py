@@ -20,7 +20,9 @@ from . import __version__
 
 from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule,
                       error_exit)
-from .config import ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx
+from .config import (ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx,
+                     recipe)
+from .inputs import DataRef
 from .model import ResNetSpec
 from .shapes import check_input_size, count_parameters, format_shapes, layer_shapes
 
@@ -236,32 +238,24 @@ def _add_train(sub) -> None:
 def _train_settings(args: argparse.Namespace) -> Tuple[TrainConfig, Dict[str, Any]]:
     """The recipe, and the run's data and devices: the options given, over the run's saved
     ones (on --resume) or the named recipe's, over the defaults."""
-    from .inputs import DataRef
-    from .run import CONFIG_FILE, read_config
+    from .run import RunRecord
 
-    values = TrainConfig().to_dict()
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
+    run = RunRecord.read(args.out) if args.resume else None  # its data is checked by fit
+    values = run.config.to_dict() if run else recipe(args.recipe or "book").to_dict()
+    settings = dict(run.data.to_dict(), ctx=run.ctx, kvstore=run.kvstore) if run else dict(
+        DataRef().to_dict(), ctx="cpu:0", kvstore="device")
     given = dict(recipe=args.recipe, ctx=args.ctx, kvstore=args.kvstore, data=_data(args),
                  test_data=args.test_data, channels=args.channels,
                  skip_bad_images=args.skip_bad_images)
-    if not args.resume:
-        values.update(RECIPES[args.recipe or "book"], recipe=args.recipe or "book")
-        saved: Dict[str, Any] = {}
-    elif not args.out:
-        raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
-    elif not os.path.isfile(os.path.join(args.out, CONFIG_FILE)):
-        raise ValueError(f"--resume: {os.path.join(args.out, CONFIG_FILE)} not found; is "
-                         f"{args.out} a run directory? Start a new run without --resume.")
-    else:  # the run's own settings; the data is checked against the run's by fit
-        saved = read_config(args.out)
-        values.update({k: v for k, v in saved.items() if k in values})
-    settings = dict(DataRef.from_dict(saved).to_dict(), ctx=saved.get("ctx", "cpu:0"),
-                    kvstore=saved.get("kvstore", "device"), recipe=values["recipe"])
     for key in ("recipe", "ctx", "kvstore"):
-        if args.resume and given[key] is not None and given[key] != settings[key]:
-            raise ValueError(
-                f"the run in {args.out} was trained with --{key} {settings[key]}; resuming "
-                f"with --{key} {given[key]} would not reproduce it. Leave --{key} out.")
-    settings.update({k: v for k, v in given.items() if v is not None})
+        saved = values["recipe"] if key == "recipe" else settings[key]
+        if run and given[key] is not None and given[key] != saved:
+            raise ValueError(f"the run in {args.out} was trained with --{key} {saved}; resuming "
+                             f"with --{key} {given[key]} would not reproduce it. Leave --{key} "
+                             f"out.")
+    settings.update({k: v for k, v in given.items() if v is not None and k != "recipe"})
     values.update({k: getattr(args, k) for k in _RECIPE if getattr(args, k) is not None})
     return TrainConfig.from_dict(values), settings
 

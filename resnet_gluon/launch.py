@@ -92,6 +92,19 @@ def _kill_all(procs: List[subprocess.Popen]) -> None:
             p.wait()
 
 
+def _worker_command(command: Sequence[str]) -> List[str]:
+    """The workers' command: without a leading ``--``; ``train`` over the parameter server
+    unless it names its store (its own default is one machine's)."""
+    command = list(command)
+    command = command[1:] if command[:1] == ["--"] else command
+    if not command:
+        raise ValueError("give the workers' command after --, e.g. "
+                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
+    if command[0] == "train" and not any(a.startswith("--kvstore") for a in command):
+        command += ["--kvstore", "dist_sync"]
+    return command
+
+
 def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
            timeout: float = 3600.0, port: Optional[int] = None,
            log: TextIO = sys.stderr, worker_env: Optional[Dict[str, str]] = None) -> int:
@@ -121,12 +134,7 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1,
     if num_workers < 1 or num_servers < 1:
         raise ValueError(f"need at least one worker and one server, got "
                          f"{num_workers} workers and {num_servers} servers.")
-    command = list(command[1:] if command[:1] == ["--"] else command)
-    if not command:
-        raise ValueError("give the workers' command after --, e.g. "
-                         "launch -n 2 -- train --kvstore dist_sync --epochs 1")
-    if command[0] == "train" and not any(a.startswith("--kvstore") for a in command):
-        command += ["--kvstore", "dist_sync"]  # train's default store is one machine's
+    command = _worker_command(command)
     base = dict(os.environ,
                 DMLC_PS_ROOT_URI=LOOPBACK, DMLC_PS_ROOT_PORT=str(port or free_port()),
                 DMLC_NUM_SERVER=str(num_servers), DMLC_NUM_WORKER=str(num_workers),

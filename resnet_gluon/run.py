@@ -21,11 +21,13 @@ from typing import Any, Dict, List, Optional, Tuple
 from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_checkpoints,
                          remove_unfinished_checkpoints)
 from .config import TrainConfig
+from .data import CLASS_NAMES
 from .inputs import DataRef, InputSpec
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "RunLock",
-           "RunDirTaken", "RunRecord", "claim_run_dir", "write_config", "read_config",
-           "read_json", "write_metrics", "plot_curves", "remove_unfinished", "find_run_config"]
+           "RunDirTaken", "RunRecord", "default_classes", "claim_run_dir", "write_config",
+           "read_config", "read_json", "write_metrics", "plot_curves", "remove_unfinished",
+           "find_run_config"]
 
 CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.params"
 CURVES_FILE, LOCK_FILE = "curves.png", ".lock"
@@ -156,6 +158,41 @@ class RunRecord:
         devices'."""
         return {**self.config.to_dict(), **self.inputs.to_dict(), "classes": list(self.classes),
                 **self.data.to_dict(), "ctx": self.ctx, "kvstore": self.kvstore}
+
+    @classmethod
+    def read(cls, run_dir: str) -> "RunRecord":
+        """The record of the run in ``run_dir`` (files from before a key took its default):
+        what ``train --resume`` continues, and what a script resumes with::
+
+            record = RunRecord.read("runs/photos")
+            source = open_source(record.data.data, record.data.test, record.data.channels)
+            fit(source.build_net(record.config), source, record.config,
+                run_dir="runs/photos", resume=True)
+
+        Raises
+        ------
+        ValueError
+            ``run_dir`` holds no run's config.json, or it cannot be read.
+        """
+        path = os.path.join(run_dir, CONFIG_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(f"--resume: {path} not found; is {run_dir} a run directory? "
+                             f"Start a new run without --resume.")
+        saved = read_json(path)
+        known = TrainConfig().to_dict()
+        try:
+            config = TrainConfig.from_dict({k: v for k, v in saved.items() if k in known})
+            classes = saved.get("classes") or default_classes(config.model.num_classes)
+            return cls(config, InputSpec.from_dict(saved), tuple(classes),
+                       DataRef.from_dict(saved), saved.get("ctx", "cpu:0"),
+                       saved.get("kvstore", "device"))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err} Restore the file, or start a new run.") from None
+
+
+def default_classes(count: int) -> List[str]:
+    """Class names of batches given without names: Fashion-MNIST's for 10, else numbers."""
+    return list(CLASS_NAMES) if count == 10 else [str(i) for i in range(count)]
 
 
 def write_config(run_dir: str, record: RunRecord) -> None:

@@ -35,15 +35,15 @@ from .checkpoint import (CHECKPOINT_DIR, CheckpointError, atomic_write, find_che
                          latest_valid_checkpoint, save_checkpoint)
 # TrainConfig and evaluate are also importable from here, as in 0.1.
 from .config import TrainConfig, parse_ctx
-from .data import CLASS_NAMES, BatchIter, Splits
+from .data import BatchIter, Splits
 from .distributed import AuxSync, make_kvstore, settle, touch, touching, watchdog
 from .ema import WeightAverage
 from .evaluate import class_labels, evaluate
 from .finetune import init_from
 from .inputs import DataRef, InputSpec
 from .precision import mixed_precision
-from .run import (CONFIG_FILE, MODEL_FILE, RunRecord, claim_run_dir, read_config,
-                  remove_unfinished, write_config, write_metrics)
+from .run import (CONFIG_FILE, MODEL_FILE, RunRecord, claim_run_dir, default_classes,
+                  read_config, remove_unfinished, write_config, write_metrics)
 from .sources import Source
 
 __all__ = ["fit", "train_one_epoch", "train_step", "lr_at", "loss_function", "format_line",
@@ -410,8 +410,7 @@ def _data(net: gluon.Block, data: Union[Source, Iterable], test_data: Optional[I
     devices = ",".join(f"{c.device_type}:{c.device_id}" for c in ctxs)
     store = kv if isinstance(kv, str) else getattr(kv, "type", "device")
     if not isinstance(data, Source):
-        classes = CLASS_NAMES if config.model.num_classes == 10 else \
-            [str(i) for i in range(config.model.num_classes)]
+        classes = default_classes(config.model.num_classes)
         return Splits(data, test_data, val_data), RunRecord(
             config, _batch_inputs(data, config), tuple(classes), DataRef(), devices, store)
     if test_data is not None or val_data is not None:
