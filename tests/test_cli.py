@@ -125,6 +125,9 @@ def test_the_architecture_options_are_the_configs(command):
     assert options["num_classes"].option_strings == ["--classes"]
     if command != "shapes":  # overrides of a run's config.json: None when not given
         assert {options[k].default for k in ("depth", "small_input", "resize")} == {None}
+        for name in ("depth", "num_classes", "resize"):  # whose value it is, not 18/10/96
+            assert options[name].help.endswith("(default: the weights' own, from their "
+                                               "config.json or info file)"), options[name].help
 
 
 def test_the_config_rejects_what_the_command_line_rejects():
