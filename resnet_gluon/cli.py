@@ -7,7 +7,6 @@ and prints what they return.  Which data a command reads is decided in
 :mod:`resnet_gluon.sources`, never here.
 """
 import argparse
-import dataclasses
 import inspect
 import json
 import os

@@ -24,7 +24,7 @@ stay formats: IDX files and batches, decoding a folder, packing and streaming Re
 """
 import dataclasses
 import os
-from typing import Iterable, List, NamedTuple, Optional
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from mxnet import gluon, nd
@@ -124,15 +124,16 @@ class Source:
         """``num`` training images, a seeded choice, as the net's input (INT8 calibration)."""
         raise NotImplementedError
 
-    def first_images(self, info: ModelInfo, num: int) -> EvalData:
-        """The first ``num`` test images as one NDArray of the net's input."""
+    def first_images(self, info: ModelInfo, num: int) -> Tuple[nd.NDArray, str]:
+        """The first ``num`` test images as one NDArray of the net's input, and what they
+        are in words."""
         data = self.eval_batches(info, min(num, 256))
         X = []
         for batch, _ in data.batches:
             X.append(batch.asnumpy())
             if sum(len(x) for x in X) >= num:
                 break
-        return EvalData(nd.array(np.concatenate(X)[:num]), f"test {data.what}")
+        return nd.array(np.concatenate(X)[:num]), f"test {data.what}"
 
     def check_fits(self, info: ModelInfo) -> None:
         """Refuse a net this data cannot be read for: another kind of input or other classes
@@ -145,7 +146,8 @@ class Source:
             raise ValueError("this net was trained on your own images; give --data PATH (an "
                              "image folder or .rec of its classes).")
         if self.classes != list(info.classes):
-            raise ValueError(f"the classes of {self.ref.data} ({len(self.classes)}: "
+            raise ValueError(f"the classes of {self.ref.data or 'Fashion-MNIST'} "
+                             f"({len(self.classes)}: "
                              f"{self.classes[:4]}...) are not the net's ({len(info.classes)}: "
                              f"{list(info.classes)[:4]}...); give the data the net was "
                              f"trained on.")
@@ -195,10 +197,10 @@ class FashionMNIST(Source):
         images, _ = load_fashion_mnist("train", self.ref.data)
         return info.prepare(_pick(images, num, seed, "the Fashion-MNIST training set"))
 
-    def first_images(self, info: ModelInfo, num: int) -> EvalData:
+    def first_images(self, info: ModelInfo, num: int) -> Tuple[nd.NDArray, str]:
         self.check_fits(info)
         images, _ = load_fashion_mnist("test", self.ref.data)
-        return EvalData(info.prepare(images[:num]), "Fashion-MNIST test images")
+        return info.prepare(images[:num]), "Fashion-MNIST test images"
 
 
 def _pick(images: np.ndarray, num: int, seed: int, where: str) -> np.ndarray:

@@ -197,6 +197,18 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
     truth = [os.path.basename(os.path.dirname(f)) for f in files]
     assert sum(a == b for a, b in zip(labels, truth)) / count == pytest.approx(accuracy,
                                                                                abs=5e-5)
+    # the lower precisions and the export read the script's run as they read a CLI run's
+    if kind == "gray":
+        result = cli("evaluate", "--params", params, "--int8", "--calib-images", "32")
+        assert result.returncode == 0, result.stderr
+        assert "int8 test acc" in result.stdout and f"images of {test}" in result.stdout
+    else:
+        result = cli("export", "--params", params, "--format", "onnx", "--out",
+                     str(tmp_path / "m"), "--check-images", "24")
+        assert result.returncode == 0, result.stderr
+        assert f"onnxruntime vs MXNet on 24 test images of {test}" in result.stdout
+    result = cli("predict", "--model", params, "--dtype", "bfloat16", "--topk", "1", files[0])
+    assert result.returncode == 0 and result.stdout.split(": ")[1].rsplit(" ", 1)[0] in classes
 
 
 @pytest.mark.slow
