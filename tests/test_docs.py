@@ -178,7 +178,7 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
     assert len([line for line in block.splitlines() if line.strip()]) <= 6
     result = _run(block, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^epoch 3, loss .* test acc ", result.stdout, re.M), result.stdout
+    assert re.search(r"^epoch 5, loss .* test acc ", result.stdout, re.M), result.stdout
     config = json.loads((tmp_path / "runs" / "photos" / "config.json").read_text())
     assert config["classes"] == classes and config["preprocess"] == "crop"
     assert config["in_channels"] == (1 if kind == "gray" else 3)
