@@ -16,7 +16,6 @@ import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-
 from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule,
                       error_exit)
 from .config import (ARCHITECTURE, KVSTORES, RECIPES, TrainConfig, option_fields, parse_ctx,
