@@ -31,12 +31,12 @@ from . import weights
 from ._checks import mxnet_reason
 from .config import ARCHITECTURE, TrainConfig, parse_ctx
 from .data import CLASS_NAMES
-from .inputs import InputSpec
+from .inputs import PREPROCESS, InputSpec
 from .model import ResNetSpec
 from .precision import check_dtype, mixed_precision
 from .run import find_run_config, read_json
 
-__all__ = ["ModelInfo", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_model",
+__all__ = ["ModelInfo", "PREPROCESS", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_model",
            "load_trained", "load_symbol", "load_pretrained", "pretrained_info"]
 
 #: The files of an exported model: PREFIX-symbol.json, PREFIX-0000.params, PREFIX-info.json.
