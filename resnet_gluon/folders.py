@@ -18,6 +18,7 @@ not images (by extension) are skipped and counted.
 import concurrent.futures
 import dataclasses
 import os
+import stat
 import time
 from typing import List, Optional, Tuple
 
@@ -156,6 +157,8 @@ def _mode(path: str) -> str:
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device not end
+            return "unknown"
         with Image.open(path) as im:
             return "gray" if im.mode in _GRAY_MODES else "colour"
     except Exception:  # Pillow raises many kinds for a bad file; the decoder will say why

@@ -227,16 +227,16 @@ class ImageFolder(Source):
                              f"are), got {channels!r}.")
         self.train_root, found = folder_layout(root)
         self.test_root = test or found
+        self._files, _, classes, _ = list_image_folder(self.train_root)
         # The test folder recorded as found: a later command reads the same one.
-        super().__init__(DataRef(root, self.test_root, channels, skip_bad_images),
-                         list_image_folder(self.train_root)[2])
+        super().__init__(DataRef(root, self.test_root, channels, skip_bad_images), classes)
         self._channels = channels
 
     @property
     def channels(self) -> int:
         """As asked, else 3 if any training image is colour (read from the files' headers)."""
         if self._channels is None:
-            modes = image_modes(list_image_folder(self.train_root)[0])
+            modes = image_modes(self._files)
             self._channels = 3 if any(m == "colour" for m in modes) else 1
         return self._channels
 

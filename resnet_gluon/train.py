@@ -462,18 +462,18 @@ def _check_outputs(net: gluon.Block, classes: int) -> None:
 def _check_same_data(run_dir: str, record: RunRecord) -> None:
     """Refuse to resume a run on other data than its own: other paths, classes or input
     statistics (its images changed) would go on without a word and change its numbers."""
-    saved = read_config(run_dir)
-    if "classes" in saved and list(saved["classes"]) != list(record.classes):
-        raise ValueError(f"the run in {run_dir} was trained on the classes {saved['classes']}; "
-                         f"the data now holds {list(record.classes)}. Resume on the run's "
-                         f"images, or start a new run directory.")
-    if "preprocess" in saved and InputSpec.from_dict(saved) != record.inputs:
-        before = InputSpec.from_dict(saved)
+    saved = RunRecord.read(run_dir)
+    if saved.classes != record.classes:
+        raise ValueError(f"the run in {run_dir} was trained on the classes "
+                         f"{list(saved.classes)}; the data now holds {list(record.classes)}. "
+                         f"Resume on the run's images, or start a new run directory.")
+    if saved.inputs != record.inputs:
+        before = saved.inputs
         raise ValueError(f"the run in {run_dir} was trained on images of mean {before.mean} "
                          f"and std {before.std}; its data now gives {record.inputs.mean} and "
                          f"{record.inputs.std}: the images changed. Resume on the run's "
                          f"images, or start a new run directory.")
-    ref = DataRef.from_dict(saved)
+    ref = saved.data
     if ref != record.data:
         def name(r: DataRef) -> str:
             return (r.data or "Fashion-MNIST") + (f" (test {r.test})" if r.test else "")

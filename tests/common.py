@@ -160,3 +160,17 @@ def skip_unless_ci(reason):
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (in CI, where it must work)")
     pytest.skip(reason)
+
+
+def write_class_folders(root, images, labels, keep, per_class, start=0, name="{i}.png"):
+    """ROOT/CLASS/NAME PNGs: for each label in ``keep``, ``per_class`` of its ``images`` from
+    the ``start``-th on, in a folder named by its Fashion-MNIST class."""
+    from PIL import Image
+
+    from resnet_gluon.data import CLASS_NAMES
+
+    for label in keep:
+        folder = root / CLASS_NAMES[label]
+        folder.mkdir(parents=True)
+        for i, index in enumerate(np.flatnonzero(labels == label)[start:start + per_class]):
+            Image.fromarray(images[index]).save(folder / name.format(i=i))

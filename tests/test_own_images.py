@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import assert_same_params, kill_when
+from common import assert_same_params, kill_when, write_class_folders
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.data import CLASS_NAMES, BatchIter
 from resnet_gluon.config import TrainConfig
@@ -28,11 +28,7 @@ SMALL = TrainConfig(resize=28, batch_size=32)
 
 
 def _write(root, images, labels, per_class, start=0):
-    for label in LABELS:
-        folder = root / CLASS_NAMES[label]
-        folder.mkdir(parents=True)
-        for i, index in enumerate(np.flatnonzero(labels == label)[start:start + per_class]):
-            Image.fromarray(images[index]).save(folder / f"bild ü {i}.png")
+    write_class_folders(root, images, labels, LABELS, per_class, start, name="bild ü {i}.png")
 
 
 @pytest.fixture(scope="module")

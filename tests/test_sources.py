@@ -9,6 +9,7 @@ from mxnet import nd
 from PIL import Image
 
 import resnet_gluon
+from common import write_class_folders
 from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import CLASS_NAMES, BatchIter, find_fashion_mnist
 from resnet_gluon.folders import load_image_folder
@@ -28,11 +29,7 @@ TINY = TrainConfig(epochs=1, resize=28, batch_size=32)
 
 
 def _write(root, images, labels, per_class, start=0):
-    for label in LABELS:
-        folder = root / CLASS_NAMES[label]
-        folder.mkdir(parents=True)
-        for i, index in enumerate(np.flatnonzero(labels == label)[start:start + per_class]):
-            Image.fromarray(images[index]).save(folder / f"{i}.png")
+    write_class_folders(root, images, labels, LABELS, per_class, start)
 
 
 @pytest.fixture(scope="module")
