@@ -3,12 +3,13 @@
 Every message says what was given, what was expected and how to fix it, so a
 user never has to read an MXNet shape-inference trace to find a typo.  A
 :class:`Rule` serves both the API (``rule.check(name, value)``) and the
-command line (``rule.parse(text)``, which the CLI wraps for argparse), so a
-limit and its wording live in one place.  :func:`knob` declares a dataclass
-field with its help, rule and flag; :func:`check_fields` checks them all, so a
-record (the architecture, the recipe) states each rule once and the command
-line is built from the same declarations.
+command line (a rule is its own argparse ``type``), so a limit and its wording
+live in one place.  :func:`knob` declares a dataclass field with its help, rule
+and flag; :func:`check_fields` checks them all, and :func:`add_knobs` makes them
+command-line options, so a record (the architecture, the recipe, the data) states
+each rule once and the command line is built from the same declarations.
 """
+import argparse
 import dataclasses
 import errno
 import hashlib
@@ -16,14 +17,14 @@ import math
 import re
 import sys
 from numbers import Integral, Real
-from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from mxnet import ndarray
 
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
            "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "RESIZE", "TEXT", "knob",
-           "check_fields", "check_positive_int", "check_in_channels", "first_uninitialized",
+           "add_knobs", "check_fields", "check_positive_int", "check_in_channels", "first_uninitialized",
            "mxnet_reason", "check_input", "check_channels_first", "sha256", "error_exit"]
 
 
@@ -64,15 +65,21 @@ class Rule:
             raise ValueError(self.message.format(name=name, what=self.what, value=value) + hint)
         return value
 
-    def parse(self, text: str) -> Any:
-        """The value a command-line word stands for; ``ValueError`` saying what was expected."""
+    def __call__(self, text: str) -> Any:
+        """The value a command-line word stands for: a rule is its own argparse ``type``.
+
+        Raises
+        ------
+        argparse.ArgumentTypeError
+            Saying what was expected; argparse prints it as the option's error.
+        """
         try:
             value = text if self.kind is str else int(text) if self.kind is Integral \
                 else float(text)
         except ValueError:
             value = None
         if value is None or not self.ok(value):
-            raise ValueError(f"expected {self.what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {self.what}, got {text!r}")
         return value
 
 
@@ -102,6 +109,29 @@ def knob(default: Any, help: str, rule: Optional[Rule] = None, choices: Sequence
     return dataclasses.field(default=default, metadata=dict(
         help=help, rule=rule, choices=tuple(choices), flag=flag, optional=optional,
         metavar=metavar, option=option))
+
+
+def add_knobs(parser, fields: Iterable[dataclasses.Field], defaults: bool = False,
+              shown: Optional[str] = None) -> None:
+    """Add :func:`knob` ``fields`` to an argparse ``parser`` (or group) as options.
+
+    With ``defaults`` an option left out takes the field's default; without, it is None,
+    so the caller can tell "not given" (a run's saved value) from "given".  ``shown`` is
+    what the help says of the default instead of the field's.
+    """
+    for f in fields:
+        meta = f.metadata
+        default = "" if f.default is None or isinstance(f.default, bool) else f" ({f.default})"
+        kwargs: Dict[str, Any] = dict(dest=f.name, default=f.default if defaults else None,
+                                      help=meta["help"] + (default if shown is None else shown))
+        if isinstance(f.default, bool):
+            # --no-X too where a recipe or a saved run may have turned X on.
+            kwargs["action"] = "store_true" if defaults else argparse.BooleanOptionalAction
+        elif meta["choices"]:
+            kwargs.update(choices=list(meta["choices"]), type=type(meta["choices"][0]))
+        else:
+            kwargs.update(type=meta["rule"], metavar=meta["metavar"])
+        parser.add_argument(meta["flag"] or "--" + f.name.replace("_", "-"), **kwargs)
 
 
 def check_fields(record: Any) -> None:

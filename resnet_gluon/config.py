@@ -211,10 +211,13 @@ def recipe(name: str = "book", **overrides: Any) -> TrainConfig:
                                   **overrides})
 
 
-def option_fields(names: Optional[Sequence[str]] = None) -> List[dataclasses.Field]:
+def option_fields(names: Optional[Sequence[str]] = None, record: Optional[type] = None
+                  ) -> List[dataclasses.Field]:
     """The command-line fields (all, or those ``names``), in declaration order: the
-    architecture's (:class:`~resnet_gluon.model.ResNetSpec`), then the recipe's."""
-    fields = dataclasses.fields(ResNetSpec) + dataclasses.fields(TrainConfig)[1:]
+    architecture's (:class:`~resnet_gluon.model.ResNetSpec`), then the recipe's; or those
+    of another record of knobs (:class:`~resnet_gluon.inputs.DataRef`)."""
+    fields = (dataclasses.fields(record) if record is not None else
+              dataclasses.fields(ResNetSpec) + dataclasses.fields(TrainConfig)[1:])
     return [f for f in fields if f.metadata.get("option") and (names is None or f.name in names)]
 
 

@@ -9,11 +9,12 @@ needed), plus ``PREFIX-info.json`` (architecture, input size, class names).
 facts in its metadata.
 Loading an export back is :func:`resnet_gluon.trained.load_symbol`'s.
 """
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-from typing import List, Tuple
+from typing import List
 
 import mxnet as mx
 import numpy as np
@@ -23,7 +24,7 @@ from mxnet import gluon, nd
 from .trained import (INFO_SUFFIX, PARAMS_SUFFIX, SYMBOL_SUFFIX, ModelInfo,  # noqa: F401
                       load_symbol, load_trained)
 
-__all__ = ["export_symbol", "export_onnx", "onnx_difference", "onnx_max_abs_diff"]
+__all__ = ["export_symbol", "export_onnx", "OnnxCheck", "check_onnx", "onnx_max_abs_diff"]
 
 
 def _write_info(path: str, info: ModelInfo) -> None:
@@ -130,9 +131,34 @@ def export_onnx(net: gluon.HybridBlock, prefix: str, info: ModelInfo) -> str:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def onnx_difference(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> Tuple[float, float]:
-    """``(largest absolute difference between onnxruntime's and net's outputs on X, largest
-    absolute output of net)``: float32 rounding grows with the outputs' size.
+@dataclasses.dataclass(frozen=True)
+class OnnxCheck:
+    """onnxruntime's outputs against MXNet's on the same images.
+
+    The limit is 1e-4 of the largest absolute output, at least 1e-4: float32 rounding
+    grows with the outputs' size.
+    """
+
+    difference: float  #: the largest absolute difference of the two outputs
+    largest: float  #: the largest absolute output of the MXNet net
+    count: int  #: the images run
+
+    @property
+    def limit(self) -> float:
+        return 1e-4 * max(1.0, self.largest)
+
+    @property
+    def ok(self) -> bool:
+        return self.difference <= self.limit
+
+    def __str__(self) -> str:
+        return (f"max abs difference {self.difference:.2e} "
+                f"({'ok' if self.ok else 'FAILED'}: limit {self.limit:.1e}, 1e-4 of the "
+                f"largest output, at least 1)")
+
+
+def check_onnx(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> OnnxCheck:
+    """Run ``X`` through the ONNX file in onnxruntime and through ``net``; compare.
 
     ``net`` runs in predict mode (BatchNorm's running statistics), as the
     ONNX graph does.
@@ -143,9 +169,10 @@ def onnx_difference(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> Tuple[fl
     name = session.get_inputs()[0].name
     ours = net(X).asnumpy()
     theirs = session.run(None, {name: X.asnumpy().astype(np.float32)})[0]
-    return float(np.abs(ours - theirs).max()), float(np.abs(ours).max())
+    return OnnxCheck(float(np.abs(ours - theirs).max()), float(np.abs(ours).max()),
+                     X.shape[0])
 
 
 def onnx_max_abs_diff(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> float:
     """Largest absolute difference between onnxruntime's and ``net``'s outputs on ``X``."""
-    return onnx_difference(onnx_path, net, X)[0]
+    return check_onnx(onnx_path, net, X).difference

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mxnet import nd
 
-from ._checks import RESIZE
+from ._checks import RESIZE, TEXT, knob
 from .data import normalizer, resize_batch
 from .folders import read_square
 from .images import read_image
@@ -161,10 +161,21 @@ class DataRef:
     skip_bad_images : bool
     """
 
-    data: Optional[str] = None
-    test: Optional[str] = None
-    channels: Optional[int] = None
-    skip_bad_images: bool = False
+    # Declared as knobs: the commands offer these fields as --data, --test-data, --channels
+    # and --skip-bad-images, with these words, from here.
+    data: Optional[str] = knob(
+        None, "the data: Fashion-MNIST's directory of IDX files, an image folder (CLASS/IMAGE, "
+        "or train/ and test/ or valid/ of them, the book's layout) or a RecordIO file written "
+        "by 'pack' (X.rec)", TEXT,
+        optional=True, metavar="PATH")
+    test: Optional[str] = knob(
+        None, "the test folder or .rec (default: the layout's test/ or valid/; without one, "
+        "hold images out with --val-split)", TEXT, flag="--test-data", optional=True,
+        metavar="PATH")
+    channels: Optional[int] = knob(None, "1: gray, 3: colour (default: 3 if any image is "
+                                   "colour)", choices=(1, 3), optional=True)
+    skip_bad_images: bool = knob(False, "skip unreadable images, naming each, instead of "
+                                 "stopping")
 
     def to_dict(self) -> Dict[str, Any]:
         """Under the keys of a run's config.json: ``data``, ``test_data``, ``channels``,

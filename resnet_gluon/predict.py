@@ -56,6 +56,10 @@ class Prediction:
         return {"file": self.file, "top": [{"class": c, "probability": round(p, 6)}
                                            for c, p in self.top]}
 
+    def __str__(self) -> str:
+        """``FILE: CLASS P, CLASS P, ...``: predict's line."""
+        return f"{self.file}: " + ", ".join(f"{c} {p:.3f}" for c, p in self.top)
+
 
 def read_for(info: ModelInfo, path: str, invert: bool = False) -> np.ndarray:
     """One image file as the uint8 image the net of ``info`` was trained on (its input

@@ -18,16 +18,17 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._checks import TEXT, knob
 from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_checkpoints,
                          remove_unfinished_checkpoints)
-from .config import TrainConfig
+from .config import KVSTORES, TrainConfig, recipe as named_recipe
 from .data import CLASS_NAMES
 from .inputs import DataRef, InputSpec
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "RunLock",
-           "RunDirTaken", "RunRecord", "default_classes", "claim_run_dir", "write_config",
-           "read_config", "read_json", "write_metrics", "plot_curves", "remove_unfinished",
-           "find_run_config"]
+           "RunDirTaken", "RunRecord", "RunSettings", "default_classes", "claim_run_dir",
+           "write_config", "read_config", "read_json", "write_metrics", "plot_curves",
+           "remove_unfinished", "find_run_config"]
 
 CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.params"
 CURVES_FILE, LOCK_FILE = "curves.png", ".lock"
@@ -188,6 +189,56 @@ class RunRecord:
                        saved.get("kvstore", "device"))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err} Restore the file, or start a new run.") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run starts or continues with, before its data is read: the recipe, which
+    data, the devices and the gradient store.  ``train``'s options resolve into it
+    (:meth:`resolve`); ``fit`` then records it with the input and classes (:class:`RunRecord`).
+    """
+
+    config: TrainConfig
+    data: DataRef = DataRef()
+    ctx: str = knob("cpu:0", "devices, comma-separated: cpu:0,cpu:1 or gpu:0,gpu:1", TEXT,
+                    metavar="CTX")
+    kvstore: str = knob("device", "gradient aggregation (dist_* through 'launch')",
+                        choices=KVSTORES)
+
+    @classmethod
+    def resolve(cls, run_dir: Optional[str] = None, resume: bool = False,
+                recipe: Optional[str] = None, **given: Any) -> "RunSettings":
+        """The values ``given`` over the run's saved ones (``resume``: the run in
+        ``run_dir``) or the named ``recipe``'s, over the defaults; None is "not given".
+
+        ``given`` holds :class:`TrainConfig` fields, :class:`DataRef` fields (``data``,
+        ``test``, ``channels``, ``skip_bad_images``), ``ctx`` and ``kvstore``.  A changed
+        recipe is refused later, by ``fit``, with the fields that differ; changed data too.
+
+        Raises
+        ------
+        ValueError
+            ``resume`` without ``run_dir``; or, on resume, a ``recipe``, ``ctx`` or
+            ``kvstore`` other than the run's, which would not reproduce it.
+        """
+        if resume and not run_dir:
+            raise ValueError("--resume needs --out RUN_DIR, the run to continue.")
+        run = RunRecord.read(run_dir) if resume else None
+        base = (cls(run.config, run.data, run.ctx, run.kvstore) if run else
+                cls(named_recipe(recipe or "book")))
+        ctx, kvstore = given.pop("ctx", None), given.pop("kvstore", None)
+        for key, value, saved in (("recipe", recipe, base.config.recipe),
+                                  ("ctx", ctx, base.ctx), ("kvstore", kvstore, base.kvstore)):
+            if run and value is not None and value != saved:
+                raise ValueError(f"the run in {run_dir} was trained with --{key} {saved}; "
+                                 f"resuming with --{key} {value} would not reproduce it. "
+                                 f"Leave --{key} out.")
+        refs = {f.name for f in dataclasses.fields(DataRef)}
+        given = {k: v for k, v in given.items() if v is not None}
+        data = dataclasses.replace(base.data, **{k: v for k, v in given.items() if k in refs})
+        config = TrainConfig.from_dict({**base.config.to_dict(),
+                                        **{k: v for k, v in given.items() if k not in refs}})
+        return cls(config, data, ctx or base.ctx, kvstore or base.kvstore)
 
 
 def default_classes(count: int) -> List[str]:

@@ -7,7 +7,9 @@ import pytest
 from common import CELL_8, PARAMS_LINE, TINY
 from resnet_gluon.cli import build_parser, main
 from resnet_gluon.config import TrainConfig
+from resnet_gluon.inputs import DataRef
 from resnet_gluon.model import ResNetSpec
+from resnet_gluon.run import RunSettings
 
 
 @pytest.mark.parametrize("console", [False, True])
@@ -114,6 +116,15 @@ def test_train_offers_every_recipe_field_with_its_help_and_leaves_defaults_to_th
         assert action.default is None  # so --resume can tell "given" from the run's value
     assert options["lr"].option_strings == ["--lr"]
     assert options["random_erasing"].option_strings == ["--random-erasing"]
+    # Which data and which devices: DataRef's and RunSettings' knobs, declared there.
+    for f in dataclasses.fields(DataRef) + dataclasses.fields(RunSettings)[2:]:
+        assert options[f.name].help.startswith(f.metadata["help"])
+        assert options[f.name].default is None
+    assert options["test"].option_strings == ["--test-data"]
+    assert options["skip_bad_images"].option_strings == ["--skip-bad-images",
+                                                         "--no-skip-bad-images"]
+    assert options["channels"].choices == [1, 3]
+    assert options["kvstore"].choices[0] == "device"
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict", "shapes"])

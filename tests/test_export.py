@@ -10,7 +10,7 @@ from mxnet import gluon
 from PIL import Image
 
 from resnet_gluon.data import resize_batch
-from resnet_gluon.export import export_symbol, load_symbol, onnx_max_abs_diff
+from resnet_gluon.export import OnnxCheck, export_symbol, load_symbol, onnx_max_abs_diff
 from resnet_gluon.trained import ModelInfo, load_trained
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
@@ -41,6 +41,14 @@ def test_symbol_export_loads_in_plain_mxnet_and_gives_the_same_outputs(cli, trai
     np.testing.assert_allclose(plain(X).asnumpy(), net(X).asnumpy(), rtol=1e-5, atol=1e-5)
     info = json.loads((tmp_path / "model-info.json").read_text())
     assert info["resize"] == 96 and info["classes"][0] == "t-shirt"
+
+
+def test_the_onnx_checks_limit_grows_with_the_outputs():
+    # float32 rounding is relative: 1e-4 of the largest output, never under 1e-4.
+    assert OnnxCheck(2e-4, 3.0, 256).ok and OnnxCheck(2e-4, 3.0, 256).limit == pytest.approx(3e-4)
+    small = OnnxCheck(2e-4, 0.5, 256)
+    assert not small.ok and str(small) == ("max abs difference 2.00e-04 (FAILED: limit 1.0e-04, "
+                                           "1e-4 of the largest output, at least 1)")
 
 
 @pytest.mark.slow

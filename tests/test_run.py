@@ -12,9 +12,9 @@ from common import LINE, SMALL, TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
-from resnet_gluon.inputs import InputSpec
+from resnet_gluon.inputs import DataRef, InputSpec
 from resnet_gluon.model import ResNetSpec
-from resnet_gluon.run import RunLock
+from resnet_gluon.run import RunLock, RunRecord, RunSettings, write_config
 from resnet_gluon.trained import ModelInfo, load_trained
 
 
@@ -223,3 +223,29 @@ def test_the_class_count_fix_offered_is_an_option_of_the_command(cli, reference_
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "shape(s) differ" in result.stderr and "Pass the --depth / --classes" in result.stderr
+
+
+def test_settings_are_the_options_given_over_the_runs_or_the_recipes(tmp_path):
+    # train's precedence, for a script too: given > the saved run (--resume) or the
+    # named recipe > the defaults; None is "not given".
+    new = RunSettings.resolve(recipe="fast", epochs=3, lr=None, data="photos", channels=1)
+    assert (new.config.recipe, new.config.epochs, new.config.lr) == ("fast", 3, 0.1)
+    assert new.data == DataRef("photos", None, 1, False)
+    assert (new.ctx, new.kvstore) == ("cpu:0", "device")
+    run = tmp_path / "run"
+    saved = TrainConfig(epochs=4, resize=32, model=ResNetSpec(in_channels=1))
+    write_config(str(run), RunRecord(saved, InputSpec("crop", 32, 1, [0.5], [0.25]),
+                                     tuple("abcdefghij"), DataRef("/data/photos", channels=1),
+                                     "cpu:0", "local"))
+    again = RunSettings.resolve(str(run), resume=True, epochs=6, data=None)
+    assert (again.config.epochs, again.config.resize, again.config.model.in_channels) == (
+        6, 32, 1)
+    assert again.data == DataRef("/data/photos", None, 1, False)
+    assert (again.ctx, again.kvstore) == ("cpu:0", "local")
+    with pytest.raises(ValueError, match=r"trained with --kvstore local; resuming with "
+                                         r"--kvstore device would not reproduce it"):
+        RunSettings.resolve(str(run), resume=True, kvstore="device")
+    with pytest.raises(ValueError, match="--resume needs --out RUN_DIR"):
+        RunSettings.resolve(resume=True)
+    with pytest.raises(ValueError, match=r"unknown training options \['epoch'\]"):
+        RunSettings.resolve(epoch=3)
