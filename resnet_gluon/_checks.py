@@ -24,8 +24,9 @@ from mxnet import ndarray
 
 __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBER",
            "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "RESIZE", "TEXT", "knob",
-           "add_knobs", "check_fields", "check_positive_int", "check_in_channels", "first_uninitialized",
-           "mxnet_reason", "check_input", "check_channels_first", "sha256", "error_exit"]
+           "add_knobs", "check_fields", "check_positive_int", "check_in_channels",
+           "first_uninitialized", "mxnet_reason", "check_input", "check_channels_first", "sha256",
+           "error_exit"]
 
 
 class Rule:

@@ -16,11 +16,12 @@ import traceback
 from typing import List, Optional, Sequence, Tuple
 
 from . import __version__
-from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, add_knobs,
-                      error_exit)
+from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, RESIZE,
+                      add_knobs, error_exit)
 from .config import ARCHITECTURE, RECIPES, option_fields, parse_ctx
 from .inputs import DataRef
 from .model import ResNetSpec
+from .recordio import PACK_SIZE
 from .run import RunSettings
 from .shapes import check_input_size, count_parameters, format_shapes, layer_shapes
 
@@ -358,20 +359,24 @@ def _add_pack(sub) -> None:
                  help="write an image folder as MXNet RecordIO (PREFIX.rec, .idx, .json)")
     p.add_argument("folder", metavar="DIR", help="an image folder: DIR/CLASS/IMAGE")
     p.add_argument("prefix", metavar="PREFIX", help="path prefix of the files written")
+    p.add_argument("--resize", type=RESIZE, default=PACK_SIZE, metavar="SIDE",
+                   help=f"side of the images stored: the input side of the runs that train on "
+                        f"the pack (their --resize) ({PACK_SIZE})")
+    _add_config_options(p, ("channels",), record=DataRef)
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    """Check every image of DIR whole, then write PREFIX.rec and PREFIX.idx (im2rec's format:
-    the label and the file's bytes) and PREFIX.json (class names, channels, mean and std),
-    for 'train --data PREFIX.rec', which streams it through MXNet's ImageRecordIter. Pack a
-    test folder the same way and pass it as --test-data.
+    """Read every image of DIR whole as an image folder's are read (upright, 8-bit, the
+    shorter side scaled to SIDE, the centre cropped), then write PREFIX.rec and PREFIX.idx
+    (im2rec's format: the label and a PNG of the image) and PREFIX.json (class names,
+    channels, size, mean and std), for 'train --data PREFIX.rec', which streams it through
+    MXNet's ImageRecordIter at that size. Pack a test folder the same way and pass it as
+    --test-data.
     """
     from .recordio import pack
 
-    info = pack(args.folder, args.prefix, log=_warn)
-    print(f"wrote {args.prefix}.rec, {args.prefix}.idx and {args.prefix}.json: "
-          f"{info['count']:,} images of {len(info['classes'])} classes "
-          f"({'gray' if info['channels'] == 1 else 'colour'})")
+    info = pack(args.folder, args.prefix, args.resize, args.channels, log=_warn)
+    print(f"wrote {args.prefix}.rec, {args.prefix}.idx and {args.prefix}.json: {info}")
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .images import IMAGE_EXTENSIONS, read_image_file
+from .images import GRAY_MODES, IMAGE_EXTENSIONS, read_image_file
 
 __all__ = ["FolderData", "HELD_OUT", "folder_layout", "list_image_folder", "read_square",
            "image_modes", "load_image_folder", "check_same_classes"]
@@ -33,8 +33,6 @@ __all__ = ["FolderData", "HELD_OUT", "folder_layout", "list_image_folder", "read
 #: ``valid/``, ``train_valid/``, ``test/``), in the order looked for.
 HELD_OUT = ("test", "valid")
 
-#: Pillow modes without colour: their images are gray whatever else the folder holds.
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclasses.dataclass
@@ -134,21 +132,29 @@ def list_image_folder(root: str) -> Tuple[List[str], List[int], List[str], List[
     return files, labels, classes, ignored
 
 
-def _square(path: str, size: int) -> Tuple[np.ndarray, bool]:
+def _square(path: str, size: int, channels: Optional[int] = None) -> Tuple[np.ndarray, bool]:
     """One file as uint8 (size, size) gray or (size, size, 3) colour, and whether it was
-    colour: the shorter side scaled to ``size``, then the centre ``size`` x ``size``."""
+    colour: made ``channels`` (None: as it is), the shorter side scaled to ``size``, then
+    the centre ``size`` x ``size``."""
     from PIL import Image
 
-    _, im = read_image_file(path)
-    colour = im.mode not in _GRAY_MODES
-    im = im.convert("RGB" if colour else "L")
+    _, im = read_image_file(path)  # upright, 8-bit, 'L' or 'RGB'
+    colour = im.mode == "RGB"
+    if channels:  # before the resize, as the ONNX recipe in docs/own-images.md does
+        im = im.convert("RGB" if channels == 3 else "L")  # luma: ITU-R 601, as Pillow
     w, h = im.size
     scale = size / min(w, h)
     tw, th = max(size, round(w * scale)), max(size, round(h * scale))
-    if (tw, th) != (w, h):
-        im = im.resize((tw, th), Image.BILINEAR)  # Pillow averages when it shrinks
     left, top = (tw - size) // 2, (th - size) // 2
-    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8), colour
+    if (tw, th) != (w, h):
+        # Only the centre square is resampled (the box, in the file's pixels): the same
+        # pixels as scaling the whole image and cropping, without the whole image's cost.
+        sx, sy = w / tw, h / th
+        im = im.resize((size, size), Image.BILINEAR,  # Pillow averages when it shrinks
+                       box=(left * sx, top * sy, (left + size) * sx, (top + size) * sy))
+    else:
+        im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im, dtype=np.uint8), colour
 
 
 def _mode(path: str) -> str:
@@ -160,7 +166,7 @@ def _mode(path: str) -> str:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device not end
             return "unknown"
         with Image.open(path) as im:
-            return "gray" if im.mode in _GRAY_MODES else "colour"
+            return "gray" if im.mode in GRAY_MODES else "colour"
     except Exception:  # Pillow raises many kinds for a bad file; the decoder will say why
         return "unknown"
 
@@ -185,7 +191,7 @@ def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
 def read_square(path: str, size: int, channels: int) -> np.ndarray:
     """One image file as a folder's images are kept: uint8 (size, size) for ``channels`` 1,
     (size, size, 3) for 3; the shorter side scaled to ``size``, the centre cropped."""
-    return _as_channels(_square(path, size)[0], channels)
+    return _square(path, size, channels)[0]
 
 
 def load_image_folder(root: str, size: int, channels: Optional[int] = None,
@@ -222,7 +228,7 @@ def load_image_folder(root: str, size: int, channels: Optional[int] = None,
     files, labels, classes, ignored = list_image_folder(root)
     tic = time.time()
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        results = list(pool.map(lambda path: _decoded(path, size), files))
+        results = list(pool.map(lambda path: _decoded(path, size, channels), files))
     bad = [(path, result) for path, result in zip(files, results) if isinstance(result, str)]
     if bad and not skip_bad_images:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
@@ -240,10 +246,10 @@ def load_image_folder(root: str, size: int, channels: Optional[int] = None,
                       [files[i] for i in keep], ignored, bad, time.time() - tic)
 
 
-def _decoded(path: str, size: int):
+def _decoded(path: str, size: int, channels: Optional[int]):
     """:func:`_square` of the file, or the ``ValueError``'s words when it cannot be read."""
     try:
-        return _square(path, size)
+        return _square(path, size, channels)
     except ValueError as err:
         return str(err)
 

@@ -1,11 +1,16 @@
-"""Image files, read safely: bounded, whole, and of a size worth decoding.
+"""Image files, read safely and decoded one way: bounded, whole, upright, 8-bit.
 
-Every image file the library reads (``predict``'s, an image folder's) goes through
-:func:`read_image_file`: a regular file (a FIFO would block for ever, a device such as
-/dev/zero never end) of at most :data:`MAX_FILE_BYTES`, a PNG, JPEG or BMP whose header
-promises at most :data:`MAX_PIXELS` pixels (checked before anything is decoded: a small file
-can hold a huge image), decoded whole by Pillow (OpenCV, behind ``mx.image.imdecode``, fills
-a truncated JPEG in with gray without a word).  Errors are ``ValueError`` naming the file.
+Every image file the library reads (``predict``'s, an image folder's, ``pack``'s) goes
+through :func:`read_image_file`, the one decoder: a regular file (a FIFO would block for
+ever, a device such as /dev/zero never end) of at most :data:`MAX_FILE_BYTES`, a PNG, JPEG
+or BMP whose header promises at most :data:`MAX_PIXELS` pixels and sides within
+:data:`MAX_ASPECT` of each other (checked before anything is decoded: a small file can hold
+a huge image, and a 1x20,000,000 strip scaled to a training size has no end), decoded whole
+by Pillow (OpenCV, behind ``mx.image.imdecode``, fills a truncated JPEG in with gray without
+a word), then made what every path takes: turned upright by its EXIF orientation (as a photo
+viewer and OpenCV show it), 16-bit gray scaled to 8 bits (the high byte, as OpenCV and
+Pillow's own 16-bit colour do), and gray (``'L'``) or colour (``'RGB'``: palette, CMYK and
+alpha images as Pillow converts them).  Errors are ``ValueError`` naming the file.
 
 :func:`read_image` turns any such file into what a Fashion-MNIST net was trained on: a
 28x28 gray image, the object centred.
@@ -21,7 +26,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_FILE_BYTES", "read_image_file", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_ASPECT", "MAX_FILE_BYTES", "GRAY_MODES",
+           "read_image_file", "read_image"]
 
 _SIDE = 28  # Fashion-MNIST's native size
 
@@ -30,6 +36,11 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 #: The most pixels an image file may hold (Pillow's MAX_IMAGE_PIXELS guard, tighter:
 #: decoding a 40,000-pixel-square image would take gigabytes).
 MAX_PIXELS = 50_000_000
+#: The most one side may exceed the other: a picture, not a strip (a 1x20,000,000 PNG is
+#: 19 KB, and its shorter side scaled to 64 makes the other 1.28 billion pixels).
+MAX_ASPECT = 100
+#: Pillow modes without colour: their images are gray whatever else a folder holds.
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 #: The largest file read (a 50-megapixel BMP with an alpha channel is 200 MB).
 MAX_FILE_BYTES = 256 * 2**20
 #: The first bytes of the formats read: PNG, JPEG, BMP.
@@ -38,10 +49,28 @@ _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
 
 def read_image_file(path: str) -> Tuple[bytes, "PIL.Image.Image"]:  # noqa: F821
     """``(bytes, decoded Pillow image)`` of one image file, refused with a ``ValueError``
-    naming it when it is not a regular, whole PNG, JPEG or BMP of a size worth decoding."""
+    naming it when it is not a regular, whole PNG, JPEG or BMP of a size worth decoding.
+
+    The image is upright, 8-bit, and of mode ``'L'`` (gray) or ``'RGB'`` (see the module's
+    docstring): every reader of a file sees the same pixels.
+    """
     raw = _read_file(path)
     _check_size(path, raw)
-    return raw, _decode_whole(path, raw)
+    return raw, _upright_8bit(_decode_whole(path, raw))
+
+
+def _upright_8bit(im):
+    """``im`` as every path takes it: EXIF orientation applied, 8 bits, 'L' or 'RGB'."""
+    from PIL import Image, ImageOps
+
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block: the pixels as stored
+        pass
+    if im.mode.startswith("I"):  # 16-bit gray: convert('L') would clip it at 255
+        wide = np.asarray(im).astype(np.int64)
+        return Image.fromarray(np.clip(wide >> 8, 0, 255).astype(np.uint8), "L")
+    return im.convert("L" if im.mode in GRAY_MODES else "RGB")
 
 
 def _read_file(path: str) -> bytes:
@@ -105,6 +134,10 @@ def _check_size(path: str, raw: bytes) -> None:
     if w * h > MAX_PIXELS:
         raise ValueError(f"{path}: the image is {w}x{h} pixels, more than the "
                          f"{MAX_PIXELS:,} this reader decodes; shrink it first.")
+    if min(w, h) >= 1 and max(w, h) > MAX_ASPECT * min(w, h):  # 0: the decoder names it
+        raise ValueError(f"{path}: the image is {w}x{h} pixels, one side more than "
+                         f"{MAX_ASPECT} times the other: a strip, not a picture this reader "
+                         f"decodes; crop it first.")
 
 
 def read_image(path: str, invert: bool = False) -> np.ndarray:
@@ -127,14 +160,8 @@ def read_image(path: str, invert: bool = False) -> np.ndarray:
     ValueError
         The file cannot be read, is not an image, or is too large; the message names it.
     """
-    raw, _ = read_image_file(path)  # bounded, whole, not too large
-    try:
-        img = mx.image.imdecode(raw, flag=0).asnumpy()[:, :, 0]  # gray
-    except mx.base.MXNetError:
-        raise ValueError(f"{path}: not an image this library can decode "
-                         f"(expected PNG, JPEG or BMP)") from None
-    if img.size == 0:
-        raise ValueError(f"{path}: the image is empty")
+    _, im = read_image_file(path)  # bounded, whole, upright, 8-bit: the one decoder
+    img = np.asarray(im.convert("L"))  # ITU-R 601 luma, as everywhere
     h, w = img.shape
     border = int(np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])))
     side = max(h, w)

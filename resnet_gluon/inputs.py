@@ -103,8 +103,9 @@ class InputSpec:
         if self.kind == "fashion-mnist":
             how = "pixel values / 255, bilinear resize of the 28x28 image"
         else:
-            how = (f"the shorter side scaled to {r} (bilinear), the centre {r}x{r} cropped, "
-                   f"pixel values / 255")
+            how = (f"the image turned upright by its EXIF orientation (16-bit gray: its high "
+                   f"byte), the shorter side scaled to {r} (bilinear), the centre {r}x{r} "
+                   f"cropped, pixel values / 255")
         norm = ", then (x - mean) / std per channel" if self.mean is not None else ""
         return f"float32 NCHW (N, {c}, {r}, {r}): {colour}, {how}{norm}"
 

@@ -306,21 +306,30 @@ def _read_notes(data: FolderData, root: str, size: int) -> List[str]:
 
 class RecordFile(Source):
     """A ``.rec`` written by ``pack`` (:mod:`resnet_gluon.recordio`), streamed through
-    MXNet's ``ImageRecordIter``; ``test`` the test ``.rec``."""
+    MXNet's ``ImageRecordIter``; ``test`` the test ``.rec``.  Its images are stored at the
+    pack's size, so that size is the run's input side (:meth:`configure`)."""
 
     def __init__(self, rec: str, test: Optional[str] = None, channels: Optional[int] = None):
         self.pack = read_pack_info(rec)
-        if channels is not None and channels != self.pack["channels"]:
+        if channels is not None and channels != self.pack.channels:
             raise ValueError(f"--channels {channels}: {rec} was packed with "
-                             f"{self.pack['channels']}; the pack's statistics are for those. "
+                             f"{self.pack.channels}; the pack's statistics are for those. "
                              f"Leave --channels out.")
         if test is not None:
-            check_same_classes(self.pack["classes"], read_pack_info(test)["classes"], rec, test)
-        super().__init__(DataRef(rec, test, channels), self.pack["classes"])
+            held = read_pack_info(test)
+            check_same_classes(list(self.pack.classes), list(held.classes), rec, test)
+            if (held.size, held.channels) != (self.pack.size, self.pack.channels):
+                raise ValueError(f"{test} holds {held}, {rec} {self.pack}; pack both at one "
+                                 f"size (pack --resize).")
+        super().__init__(DataRef(rec, test, channels), list(self.pack.classes))
 
     @property
     def channels(self) -> int:
-        return self.pack["channels"]
+        return self.pack.channels
+
+    def configure(self, config: Optional[TrainConfig] = None) -> TrainConfig:
+        """``config`` with this data's classes and channels, at the pack's size."""
+        return dataclasses.replace(super().configure(config), resize=self.pack.size)
 
     def training(self, config: TrainConfig, num_parts: int = 1, part_index: int = 0
                  ) -> TrainingData:
@@ -336,15 +345,14 @@ class RecordFile(Source):
         if test is None:
             raise ValueError(f"a .rec has no test part: pack the test folder too and give it, "
                              f"e.g. --data {rec} --test-data test.rec.")
-        inputs = InputSpec("crop", config.resize, self.channels, self.pack["mean"],
-                           self.pack["std"])
+        inputs = InputSpec("crop", config.resize, self.channels, self.pack.mean,
+                           self.pack.std)
         common = dict(batch_size=config.batch_size // num_parts, resize=config.resize,
                       channels=self.channels, normalize=inputs.normalize)
         train = RecordBatches(rec, shuffle=True, augment=config.augment, seed=config.seed,
                               num_parts=num_parts, part_index=part_index, **common)
-        notes = [f"streaming {self.pack['count']:,} images of {len(self.classes)} classes from "
-                 f"{rec} through ImageRecordIter ({'gray' if self.channels == 1 else 'colour'}, "
-                 f"{config.resize}x{config.resize}); resume is not bit-identical from a .rec"]
+        notes = [f"streaming {self.pack} from {rec} through ImageRecordIter (the pack's size is "
+                 f"the run's); resume is not bit-identical from a .rec"]
         return TrainingData(Splits(train, RecordBatches(test, **common)), inputs, notes)
 
     def _batches(self, rec: str, info: ModelInfo, batch_size: int) -> RecordBatches:
@@ -362,7 +370,7 @@ class RecordFile(Source):
 
     def calibration_images(self, info: ModelInfo, num: int = 512, seed: int = 0) -> nd.NDArray:
         # The pack's order is already a seeded shuffle: its first images are a random choice.
-        _pick(np.arange(self.pack["count"]), num, seed, self.ref.data)
+        _pick(np.arange(self.pack.count), num, seed, self.ref.data)
         return next(iter(self._batches(self.ref.data, info, num)))[0]
 
 

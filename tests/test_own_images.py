@@ -101,11 +101,11 @@ def test_resume_on_a_folder_after_sigkill_is_bit_identical(cli, book, tmp_path):
 
 
 def test_a_pack_streams_the_folders_images(book, tmp_path):
-    info = pack(str(book / "train"), str(tmp_path / "train"))
-    assert info["classes"] == CLASSES and info["count"] == 192 and info["channels"] == 1
+    info = pack(str(book / "train"), str(tmp_path / "train"), size=28)
+    assert (info.classes, info.count, info.channels, info.size) == (tuple(CLASSES), 192, 1, 28)
     folder = load_image_folder(str(book / "train"), 28)
     stats = folder.channel_stats()
-    assert info["mean"] == pytest.approx(stats[0]) and info["std"] == pytest.approx(stats[1])
+    assert info.mean == pytest.approx(stats[0]) and info.std == pytest.approx(stats[1])
     records = RecordBatches(str(tmp_path / "train.rec"), 50, 28, 1, stats)
     X = np.concatenate([x.asnumpy() for x, _ in records.batches(0)])
     y = np.concatenate([y.asnumpy() for _, y in records.batches(0)])
@@ -137,9 +137,9 @@ def test_a_bad_image_stops_a_pack_and_leaves_nothing(book, tmp_path):
 @pytest.mark.slow
 def test_pack_then_train_on_the_rec(cli, book, tmp_path):
     for split in ("train", "test"):
-        result = cli("pack", str(book / split), str(tmp_path / split))
+        result = cli("pack", str(book / split), str(tmp_path / split), "--resize", "28")
         assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout and "64 images of 4 classes (gray)" in result.stdout
+    assert "wrote" in result.stdout and "64 images of 4 classes (gray, 28x28)" in result.stdout
     result = cli("pack", str(book / "test"), str(tmp_path / "test"))
     assert result.returncode == 2 and "exists; remove it" in result.stderr
     run = tmp_path / "run"

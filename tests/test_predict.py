@@ -103,29 +103,34 @@ def _png_header_only(path, width, height):
                      + struct.pack(">I", zlib.crc32(chunk)))
 
 
-def test_a_decompression_bomb_is_shrunk_before_padding_and_the_good_image_labelled(
+def test_a_strip_is_refused_by_name_before_decoding_and_the_good_image_labelled(
         cli, trained_run, tmp_path, test_images):
-    # 60000x1 pixels in a few hundred bytes: padded to a square first it took 3.6 GB.
-    Image.new("L", (60000, 1), 200).save(tmp_path / "bomb.png")
-    assert os.path.getsize(tmp_path / "bomb.png") < 1000
+    # 60000x1 pixels in a few hundred bytes (padded to a square it took 3.6 GB once; a
+    # 1x20,000,000 strip scaled to a training size has no end): refused from its header.
+    Image.new("L", (60000, 1), 200).save(tmp_path / "strip.png")
+    assert os.path.getsize(tmp_path / "strip.png") < 1000
     Image.fromarray(test_images[0][0]).save(tmp_path / "good.png")
-    # The memory the guard saves, measured in a child of its own: its peak resident set
-    # grows by less than 100 MB over the read (padded to a square first: 3.6 GB).
     child = ("import resource, sys\n"
              "from resnet_gluon.predict import read_image\n"
              "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
              "before = peak()\n"
-             "image = read_image(sys.argv[1])\n"
-             "print(image.shape, peak() - before)\n")
-    result = cli.python("-c", child, str(tmp_path / "bomb.png"))
+             "try:\n"
+             "    read_image(sys.argv[1])\n"
+             "except ValueError as err:\n"
+             "    print(err, peak() - before)\n")
+    result = cli.python("-c", child, str(tmp_path / "strip.png"))
     assert result.returncode == 0, result.stderr
-    shape, grown_mb = result.stdout.rsplit(" ", 1)
-    assert shape == "(28, 28)" and int(grown_mb) < 100, result.stdout
+    message, grown_mb = result.stdout.rsplit(" ", 1)
+    assert message == (f"{tmp_path / 'strip.png'}: the image is 60000x1 pixels, one side more "
+                       f"than 100 times the other: a strip, not a picture this reader decodes; "
+                       f"crop it first.")
+    assert int(grown_mb) < 20, result.stdout
     result = cli("predict", "--model", str(trained_run / "model.params"),
-                 str(tmp_path / "bomb.png"), str(tmp_path / "good.png"))
-    assert result.returncode == 0, result.stderr
+                 str(tmp_path / "strip.png"), str(tmp_path / "good.png"))
+    assert result.returncode == 1
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
-        str(tmp_path / "bomb.png"), str(tmp_path / "good.png")]
+        str(tmp_path / "good.png")]
+    assert "strip.png: the image is 60000x1 pixels, one side more than 100" in result.stderr
 
 
 def test_an_image_too_large_to_decode_is_named_as_such(cli, trained_run, tmp_path, test_images):
