@@ -16,6 +16,7 @@ import hashlib
 import math
 import re
 import sys
+import unicodedata
 from numbers import Integral, Real
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -26,7 +27,7 @@ __all__ = ["Rule", "POSITIVE_INT", "NONNEGATIVE_INT", "ANY_INT", "POSITIVE_NUMBE
            "NONNEGATIVE_NUMBER", "FRACTION", "PROBABILITY", "RESIZE", "TEXT", "knob",
            "add_knobs", "check_fields", "check_positive_int", "check_in_channels",
            "first_uninitialized", "mxnet_reason", "check_input", "check_channels_first", "sha256",
-           "error_exit"]
+           "error_exit", "printable"]
 
 
 class Rule:
@@ -273,6 +274,13 @@ def check_channels_first(x, what: str) -> None:
             f"it would take {c} input channels. Give (N, C, H, W): "
             f"x.transpose((0, 3, 1, 2)). If it really has {c} channels, build the net with "
             f"in_channels={c}.")
+
+
+def printable(text: str) -> str:
+    """``text`` for a plain line: control and format characters written as escapes (a class
+    or file name holding a newline would split predict's line in two)."""
+    return "".join(c if unicodedata.category(c)[0] != "C" else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def sha256(path: str) -> str:

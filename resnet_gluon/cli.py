@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from . import __version__
 from ._checks import (ANY_INT, NONNEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, RESIZE,
-                      add_knobs, error_exit)
+                      add_knobs, error_exit, printable)
 from .config import ARCHITECTURE, RECIPES, option_fields, parse_ctx
 from .inputs import DataRef
 from .model import ResNetSpec
@@ -104,8 +104,8 @@ def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser
                       "info file); an option given overrides that.")
     parser.add_argument("--params", help=_PARAMS_HELP + " (default: the trained weights "
                                                "shipped in the package)")
-    _add_data(parser, shown=" (default: what the run recorded; of a folder, its test/ or "
-                            "valid/ is read)")
+    _add_data(parser, ("data", "skip_bad_images"), " (default: what the run recorded, with "
+              "its options; of a folder, its test/ or valid/ is read)")
     _add_config_options(parser, ARCHITECTURE, shown=_FROM_WEIGHTS)
     _add_config_options(parser, ("dtype",), defaults=True)
     parser.add_argument("--int8", action="store_true",
@@ -126,7 +126,8 @@ def _lower(net, info, args: argparse.Namespace):
         raise ValueError(f"--int8 and --dtype {args.dtype} are two lower precisions; "
                          f"pick one (INT8 is quantized from the float32 weights).")
     if args.int8:
-        source = open_for_model(info, args.params, args.data, test=False)
+        source = open_for_model(info, args.params, args.data, test=False,
+                                skip_bad_images=bool(args.skip_bad_images))
         return quantize(net, source.calibration_images(info, args.calib_images))
     return None if args.dtype == "float32" else mixed_precision(net, args.dtype)
 
@@ -234,14 +235,18 @@ def _add_evaluate(sub) -> None:
                    help="evaluate the N training images a run with --val-split N --seed "
                         "SEED held out, instead of the test set (to choose on; 0)")
     p.add_argument("--seed", type=ANY_INT, default=0,
-                   help="the seed of that run (0)")
+                   help="the seed of that run, and of --limit-test's sample (0)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: accuracy, and per class its count, accuracy and row "
+                        "of the confusion matrix (the text report shows the most confused "
+                        "pairs past 20 classes)")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate trained weights on the test images of their data (the run's own folder or
     .rec, or Fashion-MNIST), or on the images a run held out (--val-split).
     """
-    from .evaluate import agreement, evaluate, format_report
+    from .evaluate import agreement, evaluate, format_report, report_dict
     from .sources import open_for_model
 
     ctxs = parse_ctx(args.ctx)
@@ -250,23 +255,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                          f"drop --ctx.")
     net, info = _load(args, "--params", ctx=ctxs)
     net.hybridize(static_alloc=True, static_shape=True)
-    source = open_for_model(info, args.params, args.data, args.val_split, args.seed)
+    source = open_for_model(info, args.params, args.data, args.val_split, args.seed,
+                            skip_bad_images=bool(args.skip_bad_images))
     data = source.eval_batches(info, args.batch_size, args.val_split, args.seed,
                                args.limit_test)
     lower = _lower(net, info, args)  # its own accuracy, and its agreement with float32
     tta = dict(num_classes=info.model.num_classes, flip=args.tta, shift=args.tta_shift)
-    result = evaluate(net, data.batches, ctxs, **tta)
+    name = "int8" if args.int8 else args.dtype
+    result = fp32 = evaluate(net, data.batches, ctxs, **tta)
+    if lower is not None:
+        result = evaluate(lower, data.batches, ctxs, **tta)
     views = " and ".join(w for w, on in (("flip", args.tta),
                                          (f"{args.tta_shift}-pixel shift", args.tta_shift)) if on)
-    which = "val" if args.val_split else "test"
-    print(f"{which} acc {result.accuracy:.4f} ({result.count} {data.what}, "
+    which, agree = "val" if args.val_split else "test", agreement(result.predictions,
+                                                                    fp32.predictions)
+    if args.json:  # the whole report, the confusion matrix too, at any class count
+        print(json.dumps({"split": which, "data": data.what, "depth": info.model.depth,
+                          "resize": info.resize, "tta": views or None,
+                          "float32": report_dict(fp32, info.classes),
+                          **({name: dict(report_dict(result, info.classes), agreement=agree)}
+                             if lower is not None else {})}))
+        return 0
+    print(f"{which} acc {fp32.accuracy:.4f} ({fp32.count} {data.what}, "
           f"ResNet-{info.model.depth}, resize {info.resize}"
           f"{f', with {views} test-time augmentation' if views else ''})")
     if lower is not None:
-        name, fp32 = "int8" if args.int8 else args.dtype, result
-        result = evaluate(lower, data.batches, ctxs, **tta)
-        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 "
-              f"{agreement(result.predictions, fp32.predictions):.4f}"
+        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
               + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
               + f"; the tables below are the {name} model's")
     print(format_report(result, info.classes))
@@ -288,7 +302,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     file in onnxruntime on real test images of the net's data and reports the largest
     difference from MXNet's output.
     """
-    from .export import check_onnx, export_onnx, export_symbol
+    from .export import export_onnx, export_onnx_checked, export_symbol
     from .sources import open_for_model
 
     if args.format == "onnx" and (args.int8 or args.dtype != "float32"):
@@ -300,16 +314,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                   info):
             print(f"wrote {path}")
         return 0
-    path = export_onnx(net, args.out, info)
     c, r = info.model.in_channels, info.resize
-    print(f"wrote {path} (input 'data': N x {c} x {r} x {r}, N dynamic; "
-          f"its metadata says how an image becomes it)")
+    shape = f"input 'data': N x {c} x {r} x {r}, N dynamic; its metadata says how an image " \
+            f"becomes it"
     if args.check_images <= 0:
+        print(f"wrote {export_onnx(net, args.out, info)} ({shape}; not checked)")
         return 0
-    X, which = open_for_model(info, args.params, args.data).first_images(
-        info, args.check_images)
-    check = check_onnx(path, net, X)
+    X, which = open_for_model(info, args.params, args.data, skip_bad_images=bool(
+        args.skip_bad_images)).first_images(info, args.check_images)  # before writing
+    check = export_onnx_checked(net, args.out, info, X)
     print(f"onnxruntime vs MXNet on {check.count} {which}: {check}")
+    print(f"wrote {args.out}.onnx ({shape})" if check.ok else "nothing written")
     return 0 if check.ok else 1
 
 
@@ -350,7 +365,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for path, message in errors:
         if args.json:
             print(json.dumps({"file": path, "error": message}))
-        print(f"resnet-gluon predict: error: {message}", file=sys.stderr)
+        print(f"resnet-gluon predict: error: {printable(message)}", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -436,7 +451,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
             ended = (1, "the worker failed (trace above)")
         code, message = ended
-        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr, flush=True)
+        print(f"{parser.prog} {args.command}: error: {printable(message)}", file=sys.stderr,
+              flush=True)
         if os.environ.get("DMLC_ROLE") == "worker":  # MXNet's shutdown would wait for peers
             sys.stdout.flush()                       # that never come; the launcher must see
             os._exit(code)                           # the failure to stop the others

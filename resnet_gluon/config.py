@@ -116,10 +116,12 @@ class TrainConfig:
     random_erasing: float = knob(0.0, "erase a random rectangle of each training image "
                                       "with probability P", PROBABILITY, metavar="P")
     seed: int = knob(0, "seed of init, order and augmentation", ANY_INT)
-    limit_train: Optional[int] = knob(None, "use the first N training examples",
-                                      POSITIVE_INT, optional=True, metavar="N")
-    limit_test: Optional[int] = knob(None, "use the first N test examples", POSITIVE_INT,
-                                     optional=True, metavar="N")
+    limit_train: Optional[int] = knob(None, "use N training examples (Fashion-MNIST's first "
+                                      "N; of an image folder, a seeded sample stratified by "
+                                      "class)", POSITIVE_INT, optional=True, metavar="N")
+    limit_test: Optional[int] = knob(None, "use N test examples (Fashion-MNIST's first N; of "
+                                     "an image folder, a seeded sample stratified by class)",
+                                     POSITIVE_INT, optional=True, metavar="N")
     val_split: int = knob(0, "hold out N training images (a seeded choice) and report "
                              "their accuracy each epoch; 0: none", NONNEGATIVE_INT,
                           metavar="N")

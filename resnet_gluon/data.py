@@ -25,7 +25,8 @@ from ._checks import NONNEGATIVE_INT, POSITIVE_INT, PROBABILITY
 __all__ = ["CLASS_NAMES", "FILES", "DEBIAN_DIR", "candidate_dirs", "find_fashion_mnist",
            "holds_fashion_mnist",
            "read_idx", "load_fashion_mnist", "resize_batch", "BatchIter",
-           "normalizer", "split_validation", "hold_out", "Splits", "load_splits",
+           "normalizer", "split_validation", "stratified_sample", "hold_out", "Splits",
+           "load_splits",
            "load_data_fashion_mnist"]
 
 #: The ten classes, in label order (as ``d2lzh.get_fashion_mnist_labels``).
@@ -342,6 +343,7 @@ def normalizer(stats: Optional[Tuple[Sequence[float], Sequence[float]]], channel
 #: The validation split's own random stream (apart from the order's and augmentation's): the
 #: same seed holds out the same images whatever the other options.
 _VAL_STREAM = 7
+_SAMPLE_STREAM = 11  # the random stream of stratified_sample, apart from the split's
 
 
 def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0
@@ -361,6 +363,33 @@ def split_validation(images: np.ndarray, labels: np.ndarray, count: int, seed: i
     return images[~held], labels[~held], images[held], labels[held]
 
 
+def stratified_sample(labels: np.ndarray, count: Optional[int], seed: int = 0) -> np.ndarray:
+    """Indices of ``count`` examples, a seeded random choice in which each class keeps its
+    share (rounded by largest remainders, at least one of each while ``count`` allows), in
+    the data's order; all of them when ``count`` is None or not below their number.
+
+    What ``--limit-train``/``--limit-test`` take of an image folder, whose files come class
+    by class: its first N would be one class.
+    """
+    n = len(labels)
+    if count is None or count >= n:
+        return np.arange(n)
+    POSITIVE_INT.check("limit", count)
+    classes, sizes = np.unique(labels, return_counts=True)
+    share = sizes * count / n
+    take = np.floor(share).astype(int)
+    if count >= len(classes):  # every class is seen
+        take = np.maximum(take, 1)
+    while take.sum() > count:  # the floors of 1 overshot: trim the largest
+        take[np.argmax(take - share)] -= 1
+    for k in np.argsort(-(share - take), kind="stable")[:count - take.sum()]:
+        take[k] += 1
+    rng = np.random.default_rng([seed, _SAMPLE_STREAM])
+    chosen = [rng.choice(np.flatnonzero(labels == c), t, replace=False)
+              for c, t in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
 class Splits(NamedTuple):
     """The three iterators of a run; ``val`` is None without a validation split, ``test``
     None for an image folder without a test folder."""
@@ -371,10 +400,11 @@ class Splits(NamedTuple):
 
 
 def hold_out(images: np.ndarray, labels: np.ndarray, val_split: int, seed: int,
-             limit_train: Optional[int], batch_size: int
+             limit_train: Optional[int], batch_size: int, sample: bool = False
              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`split_validation`, then ``limit_train``, refusing a split that leaves too
-    little to train on: ``(train_images, train_labels, val_images, val_labels)``."""
+    """:func:`split_validation`, then ``limit_train`` (the first N, or with ``sample`` a
+    :func:`stratified_sample`), refusing a split that leaves too little to train on:
+    ``(train_images, train_labels, val_images, val_labels)``."""
     train_x, train_y, val_x, val_y = split_validation(images, labels, val_split, seed)
     if val_split:  # what is left must train on: say so rather than train on a handful
         if limit_train is not None and limit_train > len(train_x):
@@ -385,7 +415,8 @@ def hold_out(images: np.ndarray, labels: np.ndarray, val_split: int, seed: int,
             raise ValueError(f"holding out {val_split} images leaves {len(train_x)} to train "
                              f"on, less than one batch of {batch_size}; hold out fewer "
                              f"(5,000 of the 60,000 is usual).")
-    return train_x[:limit_train], train_y[:limit_train], val_x, val_y
+    keep = stratified_sample(train_y, limit_train, seed) if sample else slice(limit_train)
+    return train_x[keep], train_y[keep], val_x, val_y
 
 
 def load_splits(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,

@@ -12,11 +12,11 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
-from ._checks import NONNEGATIVE_INT
+from ._checks import NONNEGATIVE_INT, printable
 from .config import parse_ctx
 
 __all__ = ["EvalResult", "Comparison", "evaluate", "compare", "agreement", "format_report",
-           "tta_views", "predict_tta", "class_labels"]
+           "report_dict", "MATRIX_CLASSES", "tta_views", "predict_tta", "class_labels"]
 
 
 @dataclasses.dataclass
@@ -165,13 +165,41 @@ def compare(net: gluon.Block, lower: gluon.Block, data: Iterable,
                       evaluate(lower, data, ctx, num_classes, flip=flip, shift=shift))
 
 
-def format_report(result: EvalResult, class_names: Sequence[str]) -> str:
-    """Per-class accuracy and the confusion matrix as text, one table after the other."""
-    width = max(len(n) for n in class_names)
+#: The most classes whose confusion matrix is printed whole; past it, the most confused pairs
+#: (a 1,000-class matrix is 8 MB of text; ``evaluate --json`` holds it whole).
+MATRIX_CLASSES = 20
+
+
+def format_report(result: EvalResult, class_names: Sequence[str], pairs: int = 20) -> str:
+    """Per-class accuracy (with each class's count) and the confusion matrix as text, one
+    table after the other; past :data:`MATRIX_CLASSES` classes, the ``pairs`` most confused
+    pairs instead of the matrix."""
+    names = [printable(n) for n in class_names]
+    width = min(max(len(n) for n in names), 40)
+    counts = result.confusion.sum(axis=1)
     lines = ["per-class accuracy:"]
-    lines += [f"  {name:<{width}}  {acc:.3f}" for name, acc in zip(class_names, result.per_class)]
-    lines.append("confusion matrix (rows: true class, columns: predicted):")
-    lines.append(" " * (width + 2) + " ".join(f"{n[:7]:>7}" for n in class_names))
-    lines += [f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row)
-              for name, row in zip(class_names, result.confusion)]
+    lines += [f"  {name:<{width}}  {acc:.3f}  ({int(n):,})"
+              for name, acc, n in zip(names, result.per_class, counts)]
+    if len(names) <= MATRIX_CLASSES:
+        lines.append("confusion matrix (rows: true class, columns: predicted):")
+        lines.append(" " * (width + 2) + " ".join(f"{n[:7]:>7}" for n in names))
+        lines += [f"  {name:<{width}}" + " ".join(f"{v:>7d}" for v in row)
+                  for name, row in zip(names, result.confusion)]
+        return "\n".join(lines)
+    off = result.confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:pairs]
+    shown = [(int(k) // len(names), int(k) % len(names)) for k in order if off.flat[k] > 0]
+    lines.append(f"the {len(shown)} most confused pairs of the {len(names):,} classes "
+                 f"(true -> predicted: images; the whole matrix: evaluate --json):")
+    lines += [f"  {names[i]} -> {names[j]}: {int(off[i, j]):,}" for i, j in shown]
     return "\n".join(lines)
+
+
+def report_dict(result: EvalResult, class_names: Sequence[str]) -> dict:
+    """The whole report as JSON-able values: accuracy, count, and per class its name, count,
+    accuracy and row of the confusion matrix."""
+    return {"accuracy": result.accuracy, "count": result.count,
+            "classes": [{"name": n, "count": int(row.sum()), "accuracy": acc,
+                         "predicted": row.tolist()}
+                        for n, acc, row in zip(class_names, result.per_class, result.confusion)]}

@@ -24,7 +24,8 @@ from mxnet import gluon, nd
 from .trained import (INFO_SUFFIX, PARAMS_SUFFIX, SYMBOL_SUFFIX, ModelInfo,  # noqa: F401
                       load_symbol, load_trained)
 
-__all__ = ["export_symbol", "export_onnx", "OnnxCheck", "check_onnx", "onnx_max_abs_diff"]
+__all__ = ["export_symbol", "export_onnx", "export_onnx_checked", "OnnxCheck", "check_onnx",
+           "onnx_max_abs_diff"]
 
 
 def _write_info(path: str, info: ModelInfo) -> None:
@@ -171,6 +172,23 @@ def check_onnx(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> OnnxCheck:
     theirs = session.run(None, {name: X.asnumpy().astype(np.float32)})[0]
     return OnnxCheck(float(np.abs(ours - theirs).max()), float(np.abs(ours).max()),
                      X.shape[0])
+
+
+def export_onnx_checked(net: gluon.HybridBlock, prefix: str, info: ModelInfo,
+                        X: nd.NDArray) -> OnnxCheck:
+    """:func:`export_onnx`, then :func:`check_onnx` on ``X`` before the file takes its name:
+    ``PREFIX.onnx`` is there afterwards only if the check passed (a failed export leaves
+    nothing behind)."""
+    directory = _check_prefix(prefix)
+    tmp = os.path.join(directory, f".{os.path.basename(prefix)}.{os.getpid()}.tmp")
+    try:
+        check = check_onnx(export_onnx(net, tmp, info), net, X)
+        if check.ok:
+            os.replace(tmp + ".onnx", prefix + ".onnx")
+        return check
+    finally:
+        if os.path.exists(tmp + ".onnx"):
+            os.remove(tmp + ".onnx")
 
 
 def onnx_max_abs_diff(onnx_path: str, net: gluon.Block, X: nd.NDArray) -> float:

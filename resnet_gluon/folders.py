@@ -20,6 +20,7 @@ import dataclasses
 import os
 import stat
 import time
+import unicodedata
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -108,14 +109,18 @@ def list_image_folder(root: str) -> Tuple[List[str], List[int], List[str], List[
         what = "is not a folder" if os.path.exists(root) else "does not exist"
         raise ValueError(f"{root} {what}; {layout}.")
     entries = _entries(root)
-    classes = [name for name in entries if os.path.isdir(os.path.join(root, name))]
+    # Sorted and named in NFC: macOS writes "café" decomposed (NFD), Linux as typed; the
+    # same class must be one name, in one place, on either side of a train/test pair.
+    folders = sorted((name for name in entries if os.path.isdir(os.path.join(root, name))),
+                     key=_nfc)
+    classes = [_nfc(name) for name in folders]
     if len(classes) < 2:
         found = f"only the class folder {classes[0]!r}" if classes else "no class folders"
         raise ValueError(f"{root} holds {found}; a classifier needs two classes or more; "
                          f"{layout}.")
     # Files beside the class folders (and links that lead nowhere) are not classes.
-    files, labels, ignored = [], [], [os.path.join(root, n) for n in entries if n not in classes]
-    for label, name in enumerate(classes):
+    files, labels, ignored = [], [], [os.path.join(root, n) for n in entries if n not in folders]
+    for label, name in enumerate(folders):
         folder = os.path.join(root, name)
         found = 0
         for entry in _entries(folder):
@@ -130,6 +135,10 @@ def list_image_folder(root: str) -> Tuple[List[str], List[int], List[str], List[
             raise ValueError(f"the class folder {folder} holds no PNG, JPEG or BMP file; "
                              f"add its images or remove the folder.")
     return files, labels, classes, ignored
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def _square(path: str, size: int, channels: Optional[int] = None) -> Tuple[np.ndarray, bool]:
@@ -269,13 +278,15 @@ def check_same_classes(train: List[str], test: List[str], train_root: str, test_
 def folder_layout(root: str) -> Tuple[str, Optional[str]]:
     """``(training folder, test folder or None)`` of ``root``.
 
-    ``root/train`` with ``root/test`` or ``root/valid`` is the book's layout: the test folder
-    is ``test`` when its classes are the training folder's, else ``valid`` (the book's
-    ``test/`` holds one unlabelled folder, ``unknown``).  Otherwise ``root`` itself holds the
-    class folders and there is no test folder.
+    ``root/train`` holding class folders, with ``root/test`` or ``root/valid``, is the book's
+    layout: the test folder is ``test`` when its classes are the training folder's, else
+    ``valid`` (the book's ``test/`` holds one unlabelled folder, ``unknown``).  Otherwise
+    ``root`` itself holds the class folders (one of them may be called ``train``, as in
+    bus/car/train) and there is no test folder.
     """
     train = os.path.join(root, "train")
-    if not os.path.isdir(train):
+    if not os.path.isdir(train) or not any(
+            os.path.isdir(os.path.join(train, name)) for name in _entries(train)):
         return root, None
     found = [os.path.join(root, n) for n in HELD_OUT if os.path.isdir(os.path.join(root, n))]
     if not found:

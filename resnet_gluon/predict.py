@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 from mxnet import gluon, nd
 
+from ._checks import printable
 # The file guards and the Fashion-MNIST reader are resnet_gluon.images'; their names stay
 # importable from here.
 from .images import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, read_image
@@ -58,7 +59,7 @@ class Prediction:
 
     def __str__(self) -> str:
         """``FILE: CLASS P, CLASS P, ...``: predict's line."""
-        return f"{self.file}: " + ", ".join(f"{c} {p:.3f}" for c, p in self.top)
+        return printable(f"{self.file}: " + ", ".join(f"{c} {p:.3f}" for c, p in self.top))
 
 
 def read_for(info: ModelInfo, path: str, invert: bool = False) -> np.ndarray:

@@ -31,7 +31,8 @@ from mxnet import gluon, nd
 
 from .config import TrainConfig
 from .data import (CLASS_NAMES, BatchIter, Splits, find_fashion_mnist, holds_fashion_mnist,
-                   hold_out, load_fashion_mnist, load_splits, split_validation)
+                   hold_out, load_fashion_mnist, load_splits, split_validation,
+                   stratified_sample)
 from .folders import (HELD_OUT, FolderData, check_same_classes, folder_layout, image_modes,
                       list_image_folder, load_image_folder)
 from .inputs import DataRef, InputSpec
@@ -254,7 +255,9 @@ class ImageFolder(Source):
         train = self._decode(self.train_root, size, self.channels)
         notes = _read_notes(train, self.train_root, size)
         train_x, train_y, val_x, val_y = hold_out(train.images, train.labels, config.val_split,
-                                                  config.seed, config.limit_train, batch_size)
+                                                  config.seed, config.limit_train, batch_size,
+                                                  sample=True)
+        notes += _sample_notes("--limit-train", config.limit_train, train_y, train.classes)
         stats = FolderData(train_x, train_y, train.classes, []).channel_stats()
         batches = dict(batch_size=batch_size, normalize=stats)
         test = None
@@ -262,8 +265,10 @@ class ImageFolder(Source):
             held = self._decode(self.test_root, size, self.channels)
             check_same_classes(train.classes, held.classes, self.train_root, self.test_root)
             notes += _read_notes(held, self.test_root, size)
-            test = BatchIter(held.images[:config.limit_test], held.labels[:config.limit_test],
-                             **batches)
+            keep = stratified_sample(held.labels, config.limit_test, config.seed)
+            notes += _sample_notes("--limit-test", config.limit_test, held.labels[keep],
+                                   held.classes)
+            test = BatchIter(held.images[keep], held.labels[keep], **batches)
         splits = Splits(
             BatchIter(train_x, train_y, shuffle=True, augment=config.augment, seed=config.seed,
                       num_parts=num_parts, part_index=part_index, erase=config.random_erasing,
@@ -282,13 +287,27 @@ class ImageFolder(Source):
         if val_split:
             *_, images, labels = split_validation(images, labels, val_split, seed)
             what = f"validation images held out with seed {seed} of {root}"
-        return EvalData(BatchIter(images[:limit], labels[:limit], batch_size,
-                                  normalize=info.normalize), what)
+        if limit is not None and limit < len(labels):
+            keep = stratified_sample(labels, limit, seed)
+            images, labels = images[keep], labels[keep]
+            what += f" (a sample stratified by class, seed {seed}, of {len(keep):,})"
+        return EvalData(BatchIter(images, labels, batch_size, normalize=info.normalize), what)
 
     def calibration_images(self, info: ModelInfo, num: int = 512, seed: int = 0) -> nd.NDArray:
         self.check_fits(info)
         data = self._decode(self.train_root, info.resize, info.model.in_channels)
         return info.prepare(_pick(data.images, num, seed, self.train_root))
+
+
+def _sample_notes(option: str, limit: Optional[int], labels: np.ndarray, classes: List[str]
+                  ) -> List[str]:
+    """The log's line on what a limit took: a sample, and how many of each class."""
+    if limit is None:
+        return []
+    counts = np.bincount(labels, minlength=len(classes))
+    shown = ", ".join(f"{c} {n}" for c, n in zip(classes[:8], counts[:8]))
+    return [f"{option} {limit}: {len(labels):,} images, a seeded sample stratified by class "
+            f"({shown}{', ...' if len(classes) > 8 else ''})"]
 
 
 def _read_notes(data: FolderData, root: str, size: int) -> List[str]:
@@ -421,12 +440,14 @@ def open_source(data: Optional[str] = None, test: Optional[str] = None,
 
 
 def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional[str] = None,
-                   val_split: int = 0, seed: int = 0, test: bool = True) -> Source:
+                   val_split: int = 0, seed: int = 0, test: bool = True,
+                   skip_bad_images: bool = False) -> Source:
     """The data a trained net is evaluated, calibrated and checked on.
 
-    ``data`` when given; else the data its run recorded (the ``config.json`` beside
-    ``params``); else, for a Fashion-MNIST net (the shipped weights, an export),
-    Fashion-MNIST.  With ``val_split`` (evaluating held-out images) the run must have held
+    ``data`` when given (an image folder's unreadable images skipped with
+    ``skip_bad_images``); else the data its run recorded (the ``config.json`` beside
+    ``params``, opened with the options it was trained with, ``--skip-bad-images`` too);
+    else, for a Fashion-MNIST net (the shipped weights, an export), Fashion-MNIST.  With ``val_split`` (evaluating held-out images) the run must have held
     out exactly those images, or the figure would be of images it trained on.  ``test``
     False: only its training images are read (INT8 calibration).
 
@@ -441,7 +462,7 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
     if val_split:
         _check_held_out(params, config, saved, val_split, seed)
     if data is not None:
-        source = open_source(data)
+        source = open_source(data, skip_bad_images=skip_bad_images)
     elif info.preprocess == "fashion-mnist":
         source = open_source(DataRef.from_dict(saved).data)
     else:

@@ -126,3 +126,65 @@ def test_a_colour_folder_gives_normalised_batches(folder):
         data.images, data.labels, 13, normalize=(mean, std)).batches(0)])
     np.testing.assert_allclose(whole.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(whole.std(axis=(0, 2, 3)), 1, atol=1e-4)
+
+
+def _copy_class(source, target):
+    target.mkdir(parents=True)
+    for path in sorted(source.iterdir()):
+        if path.suffix == ".png":
+            (target / path.name).write_bytes(path.read_bytes())
+
+
+def test_a_class_name_is_one_name_in_nfc_and_decomposed(folder, tmp_path):
+    # macOS writes "café" decomposed (NFD), Linux as typed (NFC): one class on either side.
+    import unicodedata
+
+    from resnet_gluon.sources import open_source
+
+    root = tmp_path / "pair"
+    for split, form in (("train", "NFC"), ("test", "NFD")):
+        _copy_class(folder / "bag", root / split / unicodedata.normalize(form, "café"))
+        _copy_class(folder / "t-shirt", root / split / "cafe")
+    source = open_source(str(root))
+    assert source.classes == ["cafe", "café"] and source.ref.test == str(root / "test")
+    assert all(unicodedata.is_normalized("NFC", name) for name in source.classes)
+    files, labels, classes, _ = list_image_folder(str(root / "test"))
+    assert classes == source.classes and labels == [0] * 4 + [1] * 4
+
+
+def test_a_flat_folder_with_a_class_called_train_is_flat(folder, tmp_path):
+    # bus/car/train: train/ holds images, not class folders, so this is not the book's layout
+    from resnet_gluon.folders import folder_layout
+
+    root = tmp_path / "vehicles"
+    for name, source in (("bus", "bag"), ("car", "t-shirt"), ("train", "ankle boot")):
+        _copy_class(folder / source, root / name)
+    assert folder_layout(str(root)) == (str(root), None)
+    assert list_image_folder(str(root))[2] == ["bus", "car", "train"]
+
+
+def test_names_with_control_characters_stay_on_one_line():
+    from resnet_gluon.evaluate import EvalResult, format_report
+    from resnet_gluon.predict import Prediction
+
+    line = str(Prediction("photos/a\nb.png", [("dog\ncat", 0.75), ("bird\x1b[2J", 0.25)]))
+    assert line == "photos/a\\nb.png: dog\\ncat 0.750, bird\\x1b[2J 0.250"
+    report = format_report(EvalResult(0.5, [1.0, 0.0], np.array([[1, 0], [1, 0]])),
+                           ["dog\ncat", "bird"])
+    assert "dog\\ncat" in report and len(report.splitlines()) == 7  # 2 + 2 rows, 3 heads
+
+
+def test_the_report_of_a_thousand_classes_names_the_most_confused_pairs():
+    from resnet_gluon.evaluate import EvalResult, format_report, report_dict
+
+    rng = np.random.default_rng(0)
+    confusion = np.diag(rng.integers(5, 10, 1000))
+    confusion[3, 7], confusion[10, 2], confusion[999, 0] = 9, 4, 6
+    result = EvalResult(0.9, (np.diag(confusion) / confusion.sum(1)).tolist(), confusion)
+    names = [f"n{i:04d}" for i in range(1000)]
+    report = format_report(result, names)
+    assert len(report) < 40_000, len(report)  # the matrix alone was 8 MB
+    tail = report.split("the 3 most confused pairs of the 1,000 classes")[1].splitlines()
+    assert tail[1:] == ["  n0003 -> n0007: 9", "  n0999 -> n0000: 6", "  n0010 -> n0002: 4"]
+    whole = report_dict(result, names)
+    assert whole["classes"][3]["predicted"][7] == 9 and len(whole["classes"]) == 1000

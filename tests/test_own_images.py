@@ -2,6 +2,7 @@
 layout, the same packed as RecordIO, fine-tuning, and a colour folder of real photographs."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,15 @@ def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path)
     result = cli("predict", "--model", str(run / "model.params"), "--dtype", "bfloat16",
                  "--topk", "1", str(image))
     assert result.returncode == 0 and result.stdout.split(": ")[1].rsplit(" ", 1)[0] in CLASSES
+    # a run whose folder has moved: export reads its check images first and writes nothing
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    config.update(data=str(tmp_path / "nowhere"), test_data=str(tmp_path / "nowhere" / "test"))
+    (moved / "config.json").write_text(json.dumps(config))
+    result = cli("export", "--params", str(moved / "model.params"), "--format", "onnx",
+                 "--out", str(tmp_path / "exported"))
+    assert result.returncode == 2 and "is not there any more" in result.stderr, result.stderr
+    assert not [p.name for p in tmp_path.iterdir() if "exported" in p.name]
 
 
 @pytest.mark.slow
@@ -306,3 +316,33 @@ def test_resume_refuses_a_folder_whose_classes_changed(cli, book, tmp_path):
     result = cli("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 2 and "was trained on the classes" in result.stderr
     assert find_checkpoints(str(run)), "the checkpoint must survive the refusal"
+
+
+def test_an_edited_or_partial_pack_json_is_one_line_naming_the_key(book, tmp_path):
+    pack(str(book / "test"), str(tmp_path / "test"), size=28)
+    meta = tmp_path / "test.json"
+    whole = json.loads(meta.read_text())
+    cases = [({**whole, "channels": 3}, "expected a number per channel (with 'channels' 3)"),
+             ({k: v for k, v in whole.items() if k != "std"}, "has no 'std' (a positive "
+                                                                "number per channel)"),
+             ({**whole, "mean": [0.5]}, "was changed after pack wrote it"),
+             ([1, 2], "holds a JSON list, not the object pack writes")]
+    for values, message in cases:
+        meta.write_text(json.dumps(values))
+        with pytest.raises(ValueError, match=re.escape(message)) as caught:
+            open_source(str(tmp_path / "test.rec"))
+        assert "\n" not in str(caught.value) and "pack the folder again" in str(caught.value)
+    meta.write_text(json.dumps(whole))
+    assert open_source(str(tmp_path / "test.rec")).classes == CLASSES
+
+
+def test_a_second_pack_to_one_prefix_is_refused_while_the_first_writes(book, tmp_path):
+    from resnet_gluon.recordio import _PrefixLock
+
+    with _PrefixLock(str(tmp_path / "train")):  # as a pack running in another process
+        with pytest.raises(ValueError, match="another pack is writing .*train; wait for it"):
+            pack(str(book / "test"), str(tmp_path / "train"), size=28)
+    assert os.listdir(tmp_path) == []  # neither left anything: no records, no lock file
+    assert str(pack(str(book / "test"), str(tmp_path / "train"), size=28)) == (
+        "64 images of 4 classes (gray, 28x28)")
+    assert sorted(os.listdir(tmp_path)) == ["train.idx", "train.json", "train.rec"]

@@ -11,7 +11,7 @@ from PIL import Image
 import resnet_gluon
 from common import write_class_folders
 from resnet_gluon.config import TrainConfig
-from resnet_gluon.data import CLASS_NAMES, BatchIter, find_fashion_mnist
+from resnet_gluon.data import CLASS_NAMES, BatchIter, find_fashion_mnist, stratified_sample
 from resnet_gluon.folders import load_image_folder
 from resnet_gluon.inputs import DataRef, InputSpec
 from resnet_gluon.model import ResNetSpec
@@ -181,3 +181,35 @@ def test_a_script_reaches_the_training_side_from_the_package():
     assert resnet_gluon.trained is trained and "open_source" in resnet_gluon.__all__
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         resnet_gluon.nothing
+
+
+def test_limits_on_a_folder_take_a_seeded_sample_of_every_class(photos):
+    # An image folder lists its files class by class: the first 20 would be 8, 8 and 4 of
+    # three classes, and the first 8 test images two classes only.
+    source = open_source(str(photos))
+    made = source.training(TrainConfig(epochs=1, resize=28, batch_size=4, limit_train=20,
+                                       limit_test=8))
+    train_labels = np.concatenate([y.asnumpy() for _, y in made.splits.train.batches(0)])
+    test_labels = np.concatenate([y.asnumpy() for _, y in made.splits.test])
+    assert np.bincount(train_labels.astype(int)).tolist() == [5, 5, 5, 5]
+    assert np.bincount(test_labels.astype(int)).tolist() == [2, 2, 2, 2]
+    assert ("--limit-train 20: 20 images, a seeded sample stratified by class (ankle boot 5, "
+            "sandal 5, sneaker 5, trouser 5)") in made.notes
+    assert any(n.startswith("--limit-test 8: 8 images, a seeded sample") for n in made.notes)
+    # evaluate's --limit-test: the same kind of sample, and it says so
+    info = ModelInfo(source.spec(), made.inputs, CLASSES)
+    data = source.eval_batches(info, batch_size=8, limit=6)
+    labels = np.concatenate([y.asnumpy() for _, y in data.batches]).astype(int)
+    assert sorted(np.bincount(labels, minlength=4).tolist()) == [1, 1, 2, 2]
+    assert data.what.endswith("(a sample stratified by class, seed 0, of 6)")
+
+
+def test_a_stratified_sample_keeps_each_classs_share_and_its_seed():
+    labels = np.repeat([0, 1, 2], [60, 30, 10])
+    pick = stratified_sample(labels, 10, seed=3)
+    assert np.bincount(labels[pick]).tolist() == [6, 3, 1] and np.all(np.diff(pick) > 0)
+    assert np.array_equal(pick, stratified_sample(labels, 10, seed=3))
+    assert not np.array_equal(pick, stratified_sample(labels, 10, seed=4))
+    assert np.bincount(labels[stratified_sample(labels, 3)]).tolist() == [1, 1, 1]
+    assert np.bincount(labels[stratified_sample(labels, 2)], minlength=3).tolist() == [1, 1, 0]
+    assert len(stratified_sample(labels, 1000)) == 100
