@@ -18,7 +18,9 @@ Written flat, as the files have always held it: ``preprocess``, ``resize``, ``in
 
 :class:`DataRef` is the other half of what a run records of its input: which data it was
 (the paths and the options they were opened with), so that a later command can open it
-again (:func:`resnet_gluon.sources.open_source`).
+again (:func:`resnet_gluon.sources.open_source`); :class:`Fingerprint` says which images
+exactly, so that a resume, or an evaluation of the images a run held out, can tell whether
+they are still the ones it trained on.
 """
 import dataclasses
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -31,7 +33,7 @@ from .data import normalizer, resize_batch
 from .folders import read_square
 from .images import read_image
 
-__all__ = ["InputSpec", "DataRef", "PREPROCESS"]
+__all__ = ["InputSpec", "DataRef", "Fingerprint", "PREPROCESS"]
 
 #: The kinds of preprocessing (see the module's docstring).
 PREPROCESS = ("fashion-mnist", "crop")
@@ -191,3 +193,40 @@ class DataRef:
         return cls(values.get("data") or values.get("data_dir"), values.get("test_data"),
                    values.get("channels"), bool(values.get("skip_bad_images")))
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Fingerprint:
+    """Which images a run trained and tested on, exactly: per part (``'train'``,
+    ``'test'``), each image's path within the part (for a ``.rec``: the pack) and a mark of
+    its content (size and hash of its bytes; for a ``.rec``: the pack's digest).
+
+    Made by :meth:`resnet_gluon.sources.Source.fingerprint`, kept by ``fit`` in the run
+    directory beside ``config.json``.  Empty for Fashion-MNIST, whose files are fixed.
+    """
+
+    parts: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {part: dict(sorted(files.items())) for part, files in self.parts.items()}
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "Fingerprint":
+        return cls({part: dict(files) for part, files in values.items()})
+
+    def changes(self, now: "Fingerprint", parts: Sequence[str] = ("train", "test")
+                ) -> List[str]:
+        """What differs in ``now`` (the data as it is), part by part, in words: images
+        added, removed and edited, with counts and the first of each; [] if nothing did."""
+        said = []
+        for part in parts:
+            before, after = self.parts.get(part, {}), now.parts.get(part, {})
+            kinds = (("added", sorted(set(after) - set(before))),
+                     ("removed", sorted(set(before) - set(after))),
+                     ("edited", sorted(k for k in set(before) & set(after)
+                                       if before[k] != after[k])))
+            words = [f"{len(names):,} {kind} (first {names[0]})" for kind, names in kinds
+                     if names]
+            if words:
+                said.append(f"{part}: " + ", ".join(words))
+        return said

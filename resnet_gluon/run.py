@@ -3,6 +3,7 @@
 A run directory (``--out``) holds::
 
     config.json      the run's record (RunRecord): recipe, input, classes, data, devices
+    images.json      which images exactly (Fingerprint): each one's path, size and hash
     metrics.jsonl    one JSON record per epoch
     curves.png       loss and accuracy per epoch
     checkpoints/     see resnet_gluon.checkpoint
@@ -23,16 +24,16 @@ from .checkpoint import (CHECKPOINT_DIR, atomic_write, atomic_write_text, find_c
                          remove_unfinished_checkpoints)
 from .config import KVSTORES, TrainConfig, recipe as named_recipe
 from .data import CLASS_NAMES
-from .inputs import DataRef, InputSpec
+from .inputs import DataRef, Fingerprint, InputSpec
 
-__all__ = ["CONFIG_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE", "RunLock",
-           "RunDirTaken", "RunRecord", "RunSettings", "default_classes", "claim_run_dir",
-           "write_config", "read_config", "read_json", "write_metrics", "plot_curves",
-           "remove_unfinished", "find_run_config"]
+__all__ = ["CONFIG_FILE", "IMAGES_FILE", "METRICS_FILE", "MODEL_FILE", "CURVES_FILE",
+           "RunLock", "RunDirTaken", "RunRecord", "RunSettings", "default_classes",
+           "claim_run_dir", "write_config", "read_images", "read_config", "read_json",
+           "write_metrics", "plot_curves", "remove_unfinished", "find_run_config"]
 
 CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.params"
-CURVES_FILE, LOCK_FILE = "curves.png", ".lock"
-_RUN_FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, CURVES_FILE)
+CURVES_FILE, LOCK_FILE, IMAGES_FILE = "curves.png", ".lock", "images.json"
+_RUN_FILES = (CONFIG_FILE, IMAGES_FILE, METRICS_FILE, MODEL_FILE, CURVES_FILE)
 
 
 # --------------------------------------------------------------------------- writing a run
@@ -118,7 +119,7 @@ def _check_new_run(run_dir: str) -> None:
             f"resume=True)), or choose another --out directory (run_dir=...).")
     # A run of ours that ended before its first checkpoint left nothing worth
     # keeping (its config.json, temporaries): the same command may start over.
-    ours = (LOCK_FILE, CONFIG_FILE, CHECKPOINT_DIR)
+    ours = (LOCK_FILE, CONFIG_FILE, IMAGES_FILE, CHECKPOINT_DIR)
     temporaries = tuple(f".{n}." for n in _RUN_FILES)
     theirs = sorted(n for n in (os.listdir(run_dir) if os.path.isdir(run_dir) else [])
                     if n not in ours and not n.startswith(temporaries))
@@ -134,7 +135,8 @@ def _check_new_run(run_dir: str) -> None:
 class RunRecord:
     """What a run's ``config.json`` holds, written by ``fit`` and nowhere else: the recipe
     (with the architecture), the input record, the class names, which data it was, and the
-    devices and gradient store it ran on.  Everything a later command needs of the run."""
+    devices and gradient store it ran on.  Everything a later command needs of the run.
+    ``images``, which images exactly, is kept beside it in ``images.json``."""
 
     config: TrainConfig
     inputs: InputSpec
@@ -142,6 +144,7 @@ class RunRecord:
     data: DataRef = DataRef()
     ctx: str = "cpu:0"
     kvstore: str = "device"
+    images: Fingerprint = dataclasses.field(default_factory=Fingerprint)
 
     def __post_init__(self):
         spec, inputs = self.config.model, self.inputs
@@ -186,7 +189,7 @@ class RunRecord:
             classes = saved.get("classes") or default_classes(config.model.num_classes)
             return cls(config, InputSpec.from_dict(saved), tuple(classes),
                        DataRef.from_dict(saved), saved.get("ctx", "cpu:0"),
-                       saved.get("kvstore", "device"))
+                       saved.get("kvstore", "device"), read_images(run_dir))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: {err} Restore the file, or start a new run.") from None
 
@@ -247,10 +250,21 @@ def default_classes(count: int) -> List[str]:
 
 
 def write_config(run_dir: str, record: RunRecord) -> None:
-    """Write ``config.json`` (atomically) from the run's record."""
+    """Write ``config.json`` (atomically) from the run's record, and ``images.json`` from
+    its fingerprint."""
     os.makedirs(run_dir, exist_ok=True)
+    if record.images.parts:
+        atomic_write_text(os.path.join(run_dir, IMAGES_FILE),
+                          json.dumps(record.images.to_dict()) + "\n")
     atomic_write_text(os.path.join(run_dir, CONFIG_FILE),
                       json.dumps(record.to_dict(), indent=1) + "\n")
+
+
+def read_images(run_dir: str) -> Fingerprint:
+    """The fingerprint a run kept of its images (empty where it kept none: Fashion-MNIST,
+    or a run from before it was kept)."""
+    path = os.path.join(run_dir, IMAGES_FILE)
+    return Fingerprint.from_dict(read_json(path)) if os.path.isfile(path) else Fingerprint()
 
 
 def read_config(run_dir: str) -> Dict[str, Any]:

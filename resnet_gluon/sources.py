@@ -33,12 +33,12 @@ from .config import TrainConfig
 from .data import (CLASS_NAMES, BatchIter, Splits, find_fashion_mnist, holds_fashion_mnist,
                    hold_out, load_fashion_mnist, load_splits, split_validation,
                    stratified_sample)
-from .folders import (HELD_OUT, FolderData, check_same_classes, folder_layout, image_modes,
-                      list_image_folder, load_image_folder)
-from .inputs import DataRef, InputSpec
+from .folders import (HELD_OUT, FolderData, check_same_classes, file_marks, folder_layout,
+                      image_modes, list_image_folder, load_image_folder)
+from .inputs import DataRef, Fingerprint, InputSpec
 from .model import ResNetSpec
 from .recordio import RecordBatches, read_pack_info
-from .run import find_run_config, read_json
+from .run import find_run_config, read_images, read_json
 from .trained import ModelInfo
 
 __all__ = ["Source", "FashionMNIST", "ImageFolder", "RecordFile", "TrainingData",
@@ -135,6 +135,10 @@ class Source:
             if sum(len(x) for x in X) >= num:
                 break
         return nd.array(np.concatenate(X)[:num]), f"test {data.what}"
+
+    def fingerprint(self) -> Fingerprint:
+        """Which images exactly (see :class:`~resnet_gluon.inputs.Fingerprint`)."""
+        return Fingerprint()
 
     def check_fits(self, info: ModelInfo) -> None:
         """Refuse a net this data cannot be read for: another kind of input or other classes
@@ -241,6 +245,11 @@ class ImageFolder(Source):
             self._channels = 3 if any(m == "colour" for m in modes) else 1
         return self._channels
 
+    def fingerprint(self) -> Fingerprint:
+        """Each image's path and the size and hash of its bytes, training and test folder."""
+        roots = (("train", self.train_root), ("test", self.test_root))
+        return Fingerprint({part: file_marks(root) for part, root in roots if root})
+
     def _decode(self, root: str, size: int, channels: int) -> FolderData:
         return load_image_folder(root, size, channels, self.ref.skip_bad_images)
 
@@ -330,12 +339,13 @@ class RecordFile(Source):
 
     def __init__(self, rec: str, test: Optional[str] = None, channels: Optional[int] = None):
         self.pack = read_pack_info(rec)
+        self._test = None
         if channels is not None and channels != self.pack.channels:
             raise ValueError(f"--channels {channels}: {rec} was packed with "
                              f"{self.pack.channels}; the pack's statistics are for those. "
                              f"Leave --channels out.")
         if test is not None:
-            held = read_pack_info(test)
+            held = self._test = read_pack_info(test)
             check_same_classes(list(self.pack.classes), list(held.classes), rec, test)
             if (held.size, held.channels) != (self.pack.size, self.pack.channels):
                 raise ValueError(f"{test} holds {held}, {rec} {self.pack}; pack both at one "
@@ -345,6 +355,12 @@ class RecordFile(Source):
     @property
     def channels(self) -> int:
         return self.pack.channels
+
+    def fingerprint(self) -> Fingerprint:
+        """Each pack's digest of its records (written by ``pack``)."""
+        parts = {"train": (self.ref.data, self.pack), "test": (self.ref.test, self._test)}
+        return Fingerprint({part: {os.path.basename(rec): info.digest}
+                            for part, (rec, info) in parts.items() if rec})
 
     def configure(self, config: Optional[TrainConfig] = None) -> TrainConfig:
         """``config`` with this data's classes and channels, at the pack's size."""
@@ -447,15 +463,18 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
     ``data`` when given (an image folder's unreadable images skipped with
     ``skip_bad_images``); else the data its run recorded (the ``config.json`` beside
     ``params``, opened with the options it was trained with, ``--skip-bad-images`` too);
-    else, for a Fashion-MNIST net (the shipped weights, an export), Fashion-MNIST.  With ``val_split`` (evaluating held-out images) the run must have held
-    out exactly those images, or the figure would be of images it trained on.  ``test``
-    False: only its training images are read (INT8 calibration).
+    else, for a Fashion-MNIST net (the shipped weights, an export), Fashion-MNIST.  With
+    ``val_split`` (evaluating held-out images) the run must have held out exactly those
+    images, of training images that are still the ones it had (its fingerprint), or the
+    figure would be of images it trained on.  ``test`` False: only its training images are
+    read (INT8 calibration).
 
     Raises
     ------
     ValueError
         The net was trained on your own images and nothing says where they are (or they are
-        gone), the data does not fit the net, or ``val_split`` is not the run's.
+        gone), the data does not fit the net, or ``val_split`` is not the run's, or its
+        training images changed since.
     """
     config = find_run_config(params) if params and os.path.isfile(params) else None
     saved = read_json(config) if config else {}
@@ -468,6 +487,14 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
     else:
         source = _recorded(saved, config, test and not val_split)
     source.check_fits(info)
+    if val_split:  # the same seed holds out other images of another list of files
+        kept = read_images(os.path.dirname(config))
+        changed = kept.changes(source.fingerprint(), ("train",)) if kept.parts else []
+        if changed:
+            raise ValueError(f"--val-split {val_split}: the training images changed since the "
+                             f"run held {val_split} of them out ({changed[0]}), so the same "
+                             f"seed now holds out others, some of which it trained on. "
+                             f"Restore the images, or evaluate on test images.")
     return source
 
 

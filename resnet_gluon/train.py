@@ -427,7 +427,7 @@ def _data(net: gluon.Block, data: Union[Source, Iterable], test_data: Optional[I
         for note in made.notes:
             log(note)
     return made.splits, RunRecord(config, made.inputs, tuple(data.classes), data.ref, devices,
-                                  store)
+                                  store, data.fingerprint())
 
 
 def _batch_inputs(data: Iterable, config: TrainConfig) -> InputSpec:
@@ -463,6 +463,13 @@ def _check_same_data(run_dir: str, record: RunRecord) -> None:
     """Refuse to resume a run on other data than its own: other paths, classes or input
     statistics (its images changed) would go on without a word and change its numbers."""
     saved = RunRecord.read(run_dir)
+    changed = saved.images.changes(record.images) if saved.images.parts else []
+    if changed:
+        raise ValueError(f"the images of the run in {run_dir} changed since it trained on them "
+                         f"({'; '.join(changed)}); its weights and its recorded mean and std "
+                         f"are of the images as they were. Restore them, or start a new run "
+                         f"(--init {os.path.join(run_dir, MODEL_FILE)} starts from its "
+                         f"weights).")
     if saved.classes != record.classes:
         raise ValueError(f"the run in {run_dir} was trained on the classes "
                          f"{list(saved.classes)}; the data now holds {list(record.classes)}. "

@@ -107,7 +107,8 @@ def test_fit_on_a_source_records_what_every_reader_of_the_run_needs(photos, tmp_
         Image.fromarray(255 - np.asarray(Image.open(path))).save(target)
     os.symlink(photos / "test", inverted / "test")
     before = (run / "config.json").read_bytes()
-    with pytest.raises(ValueError, match="the images changed"):
+    with pytest.raises(ValueError, match=r"changed since it trained on them \(train: 32 edited "
+                                         r"\(first ankle boot/0.png\)\)"):
         fit(source.build_net(TINY), open_source(str(inverted)), TINY, run_dir=str(run),
             resume=True, progress=False, log=lambda line: None)
     assert (run / "config.json").read_bytes() == before
@@ -213,3 +214,38 @@ def test_a_stratified_sample_keeps_each_classs_share_and_its_seed():
     assert np.bincount(labels[stratified_sample(labels, 3)]).tolist() == [1, 1, 1]
     assert np.bincount(labels[stratified_sample(labels, 2)], minlength=3).tolist() == [1, 1, 0]
     assert len(stratified_sample(labels, 1000)) == 100
+
+
+def test_a_run_knows_its_images_and_refuses_them_changed(photos, tmp_path):
+    # Resume, and evaluating the images a run held out, need the run's images as they were:
+    # an image added, removed or edited is named, and nothing of the run is rewritten.
+    import shutil
+
+    root = tmp_path / "photos"
+    shutil.copytree(photos, root)
+    run = tmp_path / "run"
+    config = TrainConfig(epochs=1, resize=28, batch_size=8, val_split=8)
+    source = open_source(str(root))
+    fit(source.build_net(config), source, config, run_dir=str(run), progress=False,
+        log=lambda line: None)
+    kept = json.loads((run / "images.json").read_text())
+    assert sorted(kept) == ["test", "train"] and len(kept["train"]) == 32
+    assert kept["train"]["sandal/0.png"].split(":")[0] == str(
+        os.path.getsize(root / "train" / "sandal" / "0.png"))
+    net, info = load_model(str(run / "model.params"))
+    assert open_for_model(info, str(run / "model.params"), val_split=8).classes == CLASSES
+    shutil.copy(root / "train" / "sandal" / "0.png", root / "train" / "sandal" / "new.png")
+    with pytest.raises(ValueError, match=r"--val-split 8: the training images changed since "
+                                         r"the run held 8 of them out \(train: 1 added \(first "
+                                         r"sandal/new.png\)\)"):
+        open_for_model(info, str(run / "model.params"), val_split=8)
+    before = [(run / name).read_bytes() for name in ("config.json", "images.json")]
+    (root / "train" / "sandal" / "new.png").unlink()
+    image = root / "train" / "trouser" / "3.png"
+    Image.fromarray(255 - np.asarray(Image.open(image))).save(image)  # inverted in place
+    (root / "train" / "ankle boot" / "1.png").unlink()
+    with pytest.raises(ValueError, match=r"\(train: 1 removed \(first ankle boot/1.png\), 1 "
+                                         r"edited \(first trouser/3.png\)\)"):
+        fit(source.build_net(config), open_source(str(root)), config, run_dir=str(run),
+            resume=True, progress=False, log=lambda line: None)
+    assert [(run / name).read_bytes() for name in ("config.json", "images.json")] == before
