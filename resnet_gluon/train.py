@@ -460,9 +460,14 @@ def _check_outputs(net: gluon.Block, classes: int) -> None:
 
 
 def _check_same_data(run_dir: str, record: RunRecord) -> None:
-    """Refuse to resume a run on other data than its own: other paths, classes or input
-    statistics (its images changed) would go on without a word and change its numbers."""
+    """Refuse to resume a run on other data than its own: other classes, images (added,
+    removed or edited: its fingerprint), input statistics or paths would go on without a
+    word and change its numbers."""
     saved = RunRecord.read(run_dir)
+    if saved.classes != record.classes:
+        raise ValueError(f"the run in {run_dir} was trained on the classes "
+                         f"{list(saved.classes)}; the data now holds {list(record.classes)}. "
+                         f"Resume on the run's images, or start a new run directory.")
     changed = saved.images.changes(record.images) if saved.images.parts else []
     if changed:
         raise ValueError(f"the images of the run in {run_dir} changed since it trained on them "
@@ -470,10 +475,6 @@ def _check_same_data(run_dir: str, record: RunRecord) -> None:
                          f"are of the images as they were. Restore them, or start a new run "
                          f"(--init {os.path.join(run_dir, MODEL_FILE)} starts from its "
                          f"weights).")
-    if saved.classes != record.classes:
-        raise ValueError(f"the run in {run_dir} was trained on the classes "
-                         f"{list(saved.classes)}; the data now holds {list(record.classes)}. "
-                         f"Resume on the run's images, or start a new run directory.")
     if saved.inputs != record.inputs:
         before = saved.inputs
         raise ValueError(f"the run in {run_dir} was trained on images of mean {before.mean} "

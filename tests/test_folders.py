@@ -188,3 +188,32 @@ def test_the_report_of_a_thousand_classes_names_the_most_confused_pairs():
     assert tail[1:] == ["  n0003 -> n0007: 9", "  n0999 -> n0000: 6", "  n0010 -> n0002: 4"]
     whole = report_dict(result, names)
     assert whole["classes"][3]["predicted"][7] == 9 and len(whole["classes"]) == 1000
+
+
+def test_a_strip_in_a_folder_is_skipped_by_name_not_a_memory_error(folder):
+    # 19 KB of PNG, 1 x 20,000,000 pixels: its shorter side scaled to 28 made the other
+    # 560 million pixels long.  Refused from its header; --skip-bad-images skips it.
+    Image.new("L", (20_000_000, 1), 7).save(folder / "bag" / "strip.png")
+    with pytest.raises(ValueError, match=r"strip.png: the image is 20000000x1 pixels, one side "
+                                         r"more than 100 times the other"):
+        load_image_folder(str(folder), 28)
+    data = load_image_folder(str(folder), 28, skip_bad_images=True)
+    assert [os.path.basename(path) for path, _ in data.skipped] == ["strip.png"]
+    assert data.images.shape == (12, 28, 28)
+
+
+def test_images_a_run_skipped_are_skipped_again_where_its_data_is_read(folder, tmp_path):
+    # a run trained with --skip-bad-images: evaluate, INT8 and export read its folder again
+    from resnet_gluon.inputs import InputSpec
+    from resnet_gluon.model import ResNetSpec
+    from resnet_gluon.sources import open_for_model
+    from resnet_gluon.trained import ModelInfo
+
+    (folder / "bag" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    info = ModelInfo(ResNetSpec(num_classes=3, in_channels=1), InputSpec("crop", 28, 1, [0.5],
+                                                                         [0.25]), CLASSES)
+    with pytest.raises(ValueError, match="9.png: the image is truncated or corrupt.*skip such "
+                                         "files with --skip-bad-images"):
+        open_for_model(info, data=str(folder)).calibration_images(info, 4)
+    source = open_for_model(info, data=str(folder), skip_bad_images=True)
+    assert source.calibration_images(info, 12).shape == (12, 1, 28, 28)
