@@ -217,7 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               flush=True)
     fit(source.build_net(config), source, config, ctx=run.ctx, kvstore=kvstore,
         run_dir=args.out, resume=args.resume, progress=not args.no_progress,
-        hybridize=not args.no_hybridize, log=lambda line: print(line, flush=True))
+        hybridize=not args.no_hybridize, log=lambda line: print(printable(line), flush=True))
     return 0
 
 

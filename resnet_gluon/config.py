@@ -117,10 +117,10 @@ class TrainConfig:
                                       "with probability P", PROBABILITY, metavar="P")
     seed: int = knob(0, "seed of init, order and augmentation", ANY_INT)
     limit_train: Optional[int] = knob(None, "use N training examples (Fashion-MNIST's first "
-                                      "N; of an image folder, a seeded sample stratified by "
+                                      "N; of a folder or .rec, a seeded sample stratified by "
                                       "class)", POSITIVE_INT, optional=True, metavar="N")
     limit_test: Optional[int] = knob(None, "use N test examples (Fashion-MNIST's first N; of "
-                                     "an image folder, a seeded sample stratified by class)",
+                                     "a folder or .rec, a seeded sample stratified by class)",
                                      POSITIVE_INT, optional=True, metavar="N")
     val_split: int = knob(0, "hold out N training images (a seeded choice) and report "
                              "their accuracy each epoch; 0: none", NONNEGATIVE_INT,

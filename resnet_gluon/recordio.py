@@ -29,7 +29,8 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+import struct
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -38,7 +39,8 @@ from mxnet import nd
 from ._checks import RESIZE
 from .folders import image_modes, list_image_folder, read_square
 
-__all__ = ["PACK_SIZE", "PackInfo", "pack", "read_pack_info", "RecordBatches"]
+__all__ = ["PACK_SIZE", "PackInfo", "pack", "read_pack_info", "pack_labels", "read_records",
+           "RecordBatches"]
 
 #: The side of the images ``pack`` stores by default: the book's input side.
 PACK_SIZE = 96
@@ -295,6 +297,44 @@ def read_pack_info(rec: str) -> PackInfo:
         raise ValueError(f"{idx} lists {count} records but {meta} says {info.count}: "
                          f"the files are not of one pack; pack the folder again.")
     return info
+
+
+def _offsets(rec: str) -> List[int]:
+    """The byte offset of each record, in record order, from the ``.idx``."""
+    with open(rec[:-len(".rec")] + ".idx", encoding="utf-8") as f:
+        pairs = sorted((int(key), int(offset)) for key, offset in
+                       (line.split("\t") for line in f if line.strip()))
+    return [offset for _, offset in pairs]
+
+
+def pack_labels(rec: str) -> np.ndarray:
+    """The label of every record, in order, read from the records' headers alone (each
+    record: 8 bytes of RecordIO framing, then its ``IRHeader``)."""
+    size = struct.calcsize(mx.recordio._IR_FORMAT)
+    labels = []
+    with open(rec, "rb") as f:
+        for offset in _offsets(rec):
+            f.seek(offset + 8)
+            labels.append(struct.unpack(mx.recordio._IR_FORMAT, f.read(size))[1])
+    return np.asarray(labels, dtype=np.int32)
+
+
+def read_records(rec: str, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of the records at ``indices``, decoded into memory as an image
+    folder's are kept (uint8, (N, S, S) gray or (N, S, S, 3) colour): what a sample of a
+    ``.rec`` trains and is evaluated on."""
+    from PIL import Image
+
+    reader = mx.recordio.MXIndexedRecordIO(rec[:-len(".rec")] + ".idx", rec, "r")
+    images, labels = [], []
+    try:
+        for i in indices:
+            header, png = mx.recordio.unpack(reader.read_idx(int(i)))
+            images.append(np.asarray(Image.open(io.BytesIO(png))))
+            labels.append(int(header.label))
+    finally:
+        reader.close()
+    return np.stack(images), np.asarray(labels, dtype=np.int32)
 
 
 class RecordBatches:

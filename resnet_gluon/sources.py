@@ -37,7 +37,7 @@ from .folders import (HELD_OUT, FolderData, check_same_classes, file_marks, fold
                       image_modes, list_image_folder, load_image_folder)
 from .inputs import DataRef, Fingerprint, InputSpec
 from .model import ResNetSpec
-from .recordio import RecordBatches, read_pack_info
+from .recordio import RecordBatches, pack_labels, read_pack_info, read_records
 from .run import find_run_config, read_images, read_json
 from .trained import ModelInfo
 
@@ -370,25 +370,37 @@ class RecordFile(Source):
                  ) -> TrainingData:
         rec, test = self.ref.data, self.ref.test
         given = [name for name, value in (("val-split", config.val_split),
-                                          ("limit-train", config.limit_train),
-                                          ("limit-test", config.limit_test),
                                           ("random-erasing", config.random_erasing)) if value]
         if given:
-            raise ValueError(f"--{given[0]} is for image folders; a .rec is read as packed. "
-                             f"Pack the images to hold out or keep as their own folder (pack "
+            raise ValueError(f"--{given[0]} is for image folders; a .rec is streamed as "
+                             f"packed. Pack the images to hold out as their own folder (pack "
                              f"DIR/test test) and pass --test-data test.rec.")
         if test is None:
             raise ValueError(f"a .rec has no test part: pack the test folder too and give it, "
                              f"e.g. --data {rec} --test-data test.rec.")
         inputs = InputSpec("crop", config.resize, self.channels, self.pack.mean,
                            self.pack.std)
-        common = dict(batch_size=config.batch_size // num_parts, resize=config.resize,
-                      channels=self.channels, normalize=inputs.normalize)
-        train = RecordBatches(rec, shuffle=True, augment=config.augment, seed=config.seed,
-                              num_parts=num_parts, part_index=part_index, **common)
+        common = dict(batch_size=config.batch_size // num_parts, normalize=inputs.normalize)
+        order = dict(shuffle=True, augment=config.augment, seed=config.seed,
+                     num_parts=num_parts, part_index=part_index)
         notes = [f"streaming {self.pack} from {rec} through ImageRecordIter (the pack's size is "
                  f"the run's); resume is not bit-identical from a .rec"]
-        return TrainingData(Splits(train, RecordBatches(test, **common)), inputs, notes)
+        train, more = self._part(rec, config.limit_train, config.seed, "--limit-train", common,
+                                 order)
+        held, less = self._part(test, config.limit_test, config.seed, "--limit-test", common)
+        return TrainingData(Splits(train, held), inputs, notes + more + less)
+
+    def _part(self, rec: str, limit: Optional[int], seed: int, option: str, common: dict,
+              order: Optional[dict] = None) -> Tuple[Iterable, List[str]]:
+        """A ``.rec``'s batches: streamed whole, or a ``limit``'s stratified sample of its
+        records, decoded into memory (batches as an image folder's)."""
+        if limit is None:
+            return RecordBatches(rec, resize=self.pack.size, channels=self.channels,
+                                 **common, **(order or {})), []
+        labels = pack_labels(rec)
+        images, labels = read_records(rec, stratified_sample(labels, limit, seed))
+        return BatchIter(images, labels, **common, **(order or {})), _sample_notes(
+            option, limit, labels, self.classes)
 
     def _batches(self, rec: str, info: ModelInfo, batch_size: int) -> RecordBatches:
         self.check_fits(info)
@@ -397,11 +409,16 @@ class RecordFile(Source):
 
     def eval_batches(self, info: ModelInfo, batch_size: int = 256, val_split: int = 0,
                      seed: int = 0, limit: Optional[int] = None) -> EvalData:
-        if val_split or limit:
-            raise ValueError(f"--{'val-split' if val_split else 'limit-test'} is for image "
-                             f"folders; a .rec is read whole, as packed.")
+        if val_split:
+            raise ValueError("--val-split is for image folders; a .rec is read as packed.")
         rec = self.ref.test or self.ref.data
-        return EvalData(self._batches(rec, info, batch_size), f"images of {rec}")
+        if limit is None:
+            return EvalData(self._batches(rec, info, batch_size), f"images of {rec}")
+        self._batches(rec, info, batch_size)  # the checks: the net takes this pack
+        batches, _ = self._part(rec, limit, seed, "--limit-test",
+                                dict(batch_size=batch_size, normalize=info.normalize))
+        return EvalData(batches, f"images of {rec} (a sample stratified by class, seed "
+                                 f"{seed}, of {batches.num_examples:,})")
 
     def calibration_images(self, info: ModelInfo, num: int = 512, seed: int = 0) -> nd.NDArray:
         # The pack's order is already a seeded shuffle: its first images are a random choice.

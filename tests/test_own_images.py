@@ -346,3 +346,26 @@ def test_a_second_pack_to_one_prefix_is_refused_while_the_first_writes(book, tmp
     assert str(pack(str(book / "test"), str(tmp_path / "train"), size=28)) == (
         "64 images of 4 classes (gray, 28x28)")
     assert sorted(os.listdir(tmp_path)) == ["train.idx", "train.json", "train.rec"]
+
+
+def test_limits_on_a_rec_take_a_stratified_sample_of_its_records(book, tmp_path):
+    for split in ("train", "test"):
+        pack(str(book / split), str(tmp_path / split), size=28)
+    source = open_source(str(tmp_path / "train.rec"), test=str(tmp_path / "test.rec"))
+    made = source.training(source.configure(TrainConfig(epochs=1, batch_size=8, limit_train=20,
+                                                        limit_test=8)))
+    train = np.concatenate([y.asnumpy() for _, y in made.splits.train.batches(0)])
+    test = np.concatenate([y.asnumpy() for _, y in made.splits.test])
+    assert np.bincount(train.astype(int)).tolist() == [5, 5, 5, 5]
+    assert np.bincount(test.astype(int)).tolist() == [2, 2, 2, 2]
+    assert any(n.startswith("--limit-train 20: 20 images, a seeded sample stratified by class")
+               for n in made.notes)
+    # the sample's pixels are the records', as ImageRecordIter streams them
+    whole = RecordBatches(str(tmp_path / "test.rec"), 64, 28, 1, made.inputs.normalize)
+    X, y = (np.concatenate([b[k].asnumpy() for b in whole.batches(0)]) for k in (0, 1))
+    Xs, ys = next(iter(made.splits.test))  # the 8 sampled test images, one batch
+    found = [int(np.flatnonzero(np.abs(X - x).reshape(64, -1).max(1) < 1e-4)[0]) for x in
+             Xs.asnumpy()]
+    assert y[found].tolist() == ys.asnumpy().tolist()
+    with pytest.raises(ValueError, match="--val-split is for image folders"):
+        source.training(source.configure(TrainConfig(val_split=8)))
