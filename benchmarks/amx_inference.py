@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 import mxnet as mx
 from mxnet.contrib import amp
 

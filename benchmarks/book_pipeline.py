@@ -13,6 +13,7 @@ Run:  OMP_NUM_THREADS=2 python benchmarks/book_pipeline.py [--epochs 5] [--seed 
 """
 import argparse
 
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 import d2lzh as d2l
 import mxnet as mx
 import numpy as np

@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 import mxnet as mx
 from mxnet import autograd, gluon
 

@@ -4,6 +4,7 @@ The book-pipeline and throughput benchmarks run this net as the book does;
 the tests copy its weights into ours to show the two compute the same
 numbers.  Comments translated; the code is the notebook's.
 """
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 from mxnet import nd
 from mxnet.gluon import nn
 

@@ -47,6 +47,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+import resnet_gluon  # noqa: E402,F401  first: it lets MXNet import with numpy >= 1.24
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, gluon, nd  # noqa: E402

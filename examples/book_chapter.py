@@ -9,6 +9,7 @@ Run:  python examples/book_chapter.py                       # the book's recipe
 """
 import argparse
 
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 import d2lzh as d2l
 from mxnet import gluon, init
 

@@ -2,6 +2,7 @@
 
 Run:  python examples/notebook_shapes.py
 """
+import resnet_gluon  # noqa: F401  first: it lets MXNet import with numpy >= 1.24
 from mxnet import nd
 
 from resnet_gluon import Residual, build_resnet18, count_parameters, print_shapes

@@ -13,6 +13,19 @@ __version__ = "0.1.0"
 
 import os as _os
 
+import warnings as _warnings
+
+import numpy as _np
+
+# MXNet 1.9.1 reads numpy.bool when it is first imported; numpy 1.24 removed that alias (numpy
+# 2, which also removed PZERO and NINF, is excluded by the requirements).  Restored here, the
+# one place, before anything imports MXNet, and only where numpy lacks it.
+with _warnings.catch_warnings():
+    _warnings.simplefilter("ignore")  # numpy < 1.24 warns that it is deprecated, 1.26 that
+    # it will mean numpy.bool_ (numpy 2 defines it so)
+    if not hasattr(_np, "bool"):
+        _np.bool = bool
+
 import sys as _sys
 
 from . import cpu as _cpu

@@ -184,14 +184,14 @@ def _add_train(sub) -> None:
     _add_data(p.add_argument_group("the data (default: Fashion-MNIST; on --resume, the run's)"),
               _DATA, "; classes, channels and normalisation come from it")
     p.add_argument("--out", metavar="RUN_DIR",
-                   help="run directory (default: runs/resnetDEPTH-TIMESTAMP)")
+                   help="run directory (default: a new one, runs/resnetDEPTH-TIMESTAMP)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest valid checkpoint")
     _add_config_options(p.add_argument_group("devices (on --resume, the run's)"), _DEVICES,
                         record=RunSettings)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-hybridize", action="store_true",
-                   help="run imperatively (slower; for debugging)")
+                   help="run imperatively: slower, for debugging")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ import signal
 import subprocess
 import sys
 
-import mxnet as mx
+import resnet_gluon  # noqa: F401  first: with numpy >= 1.24 it makes MXNet importable
+import mxnet as mx  # noqa: E402
 import numpy as np
 import pytest
 

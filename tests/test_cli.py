@@ -1,6 +1,8 @@
 """`python -m resnet_gluon` and the `resnet-gluon` console script: the same CLI, its options and errors."""
+import argparse
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -170,3 +172,59 @@ def test_a_named_recipe_is_resolved_into_config_json_and_options_override_it(cli
             "not reproduce it. Leave --recipe out." % run) in result.stderr
     result = cli("train", "--recipe", "slow", "--out", str(tmp_path / "r2"))
     assert result.returncode == 2 and "invalid choice: 'slow'" in result.stderr
+
+
+def _shown_defaults(help_text):
+    """The defaults a help line claims, from its closing parenthesis: bare values ("96",
+    "cpu:0", "test-time augmentation; 0" gives "0"), or "default: VALUE"; words such as
+    "default: the weights' own ..." name a source instead, and claim no value."""
+    match = re.search(r"\(([^()]*)\)$", help_text or "")
+    claims = []
+    for part in (match.group(1).split("; ") if match else []):
+        value = part[len("default: "):] if part.startswith("default: ") else part
+        if re.fullmatch(r"[\w.:,/-]+", value):
+            claims.append(value)
+    return claims
+
+
+def _effective_default(command, action):
+    """What the option is when left out: argparse's default, or for train (whose options are
+    None until resolved over the named recipe), the book's recipe's and the devices'."""
+    if action.default is not None or command != "train":
+        return action.default
+    book = {**TrainConfig().to_dict(), "recipe": "book",
+            **{f.name: f.default for f in dataclasses.fields(RunSettings)[2:]}}
+    return book.get(action.dest)
+
+
+def _same(shown, value):
+    if isinstance(value, (tuple, list)):
+        value = ",".join(str(v) for v in value)
+    try:
+        return float(shown) == float(value)
+    except (TypeError, ValueError):
+        return shown == str(value)
+
+
+def test_every_default_a_help_line_shows_is_the_one_used():
+    # A value in a help line's closing parenthesis must be what the option is when left
+    # out; where the value comes from elsewhere (the weights, the run), the help says so in
+    # words, which claim no value.
+    wrong, checked = [], 0
+    for command, parser in build_parser()._subparsers._group_actions[0].choices.items():
+        for action in parser._actions:
+            for shown in _shown_defaults(action.help):
+                checked += 1
+                if not _same(shown, _effective_default(command, action)):
+                    wrong.append(f"{command} {action.option_strings[0]}: shows {shown}, uses "
+                                 f"{_effective_default(command, action)!r}")
+    assert checked >= 35 and not wrong, wrong  # 39 claims in 8 commands
+    # and the claim is found where a user reads it: in --help's text
+    text = build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
+    assert "(default: the weights' own, from their config.json or info" in " ".join(text.split())
+
+
+def test_the_help_check_fails_on_a_default_shown_wrongly():
+    bad = argparse.ArgumentParser().add_argument("--resize", type=int, help="input side (96)")
+    assert _shown_defaults(bad.help) == ["96"]
+    assert not _same("96", _effective_default("evaluate", bad))  # None: the weights' own
