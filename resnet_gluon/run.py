@@ -253,9 +253,11 @@ def write_config(run_dir: str, record: RunRecord) -> None:
     """Write ``config.json`` (atomically) from the run's record, and ``images.json`` from
     its fingerprint."""
     os.makedirs(run_dir, exist_ok=True)
+    images = os.path.join(run_dir, IMAGES_FILE)
     if record.images.parts:
-        atomic_write_text(os.path.join(run_dir, IMAGES_FILE),
-                          json.dumps(record.images.to_dict()) + "\n")
+        atomic_write_text(images, json.dumps(record.images.to_dict()) + "\n")
+    elif os.path.exists(images):  # a run started over on data with no fingerprint
+        os.remove(images)
     atomic_write_text(os.path.join(run_dir, CONFIG_FILE),
                       json.dumps(record.to_dict(), indent=1) + "\n")
 

@@ -383,8 +383,9 @@ class RecordFile(Source):
         common = dict(batch_size=config.batch_size // num_parts, normalize=inputs.normalize)
         order = dict(shuffle=True, augment=config.augment, seed=config.seed,
                      num_parts=num_parts, part_index=part_index)
-        notes = [f"streaming {self.pack} from {rec} through ImageRecordIter (the pack's size is "
-                 f"the run's); resume is not bit-identical from a .rec"]
+        notes = [] if config.limit_train else [
+            f"streaming {self.pack} from {rec} through ImageRecordIter (the pack's size is the "
+            f"run's); resume is not bit-identical from a .rec"]
         train, more = self._part(rec, config.limit_train, config.seed, "--limit-train", common,
                                  order)
         held, less = self._part(test, config.limit_test, config.seed, "--limit-test", common)

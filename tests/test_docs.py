@@ -258,3 +258,24 @@ def test_the_training_page_lists_every_option_of_train():
     flags = {f.metadata["flag"] or "--" + f.name.replace("_", "-") for f in option_fields()
              if f.name not in ("num_classes", "in_channels")}
     assert {flag for flag in flags if flag not in listed.replace("`", " ").split()} == set()
+
+
+#: Words of a diary, not of a reference: how the project got here belongs in git's log.
+DIARY = re.compile(r"\bissues? #?\d+|\bsessions?\b|before the fix|shipped (?:then|before)|"
+                   r"for the record|/work/|/tmp/pytest", re.I)
+
+
+def _diary(text):
+    """The diary words of a page's prose (code blocks aside: ``session`` is onnxruntime's)."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    return sorted({m.group(0) for m in DIARY.finditer(prose)})
+
+
+def test_the_pages_are_reference_not_a_diary():
+    pages = PAGES + MORE + [os.path.join(ROOT, "CHANGELOG.md")]
+    found = {os.path.relpath(p, ROOT): _diary(_read(p)) for p in pages}
+    assert {page: words for page, words in found.items() if words} == {}
+    # the check finds what it is for
+    assert _diary("Fixed in issue 26, as the session's run showed (`session.run` aside).\n"
+                  "```python\nsession = ort.InferenceSession(path)\n```") == ["issue 26",
+                                                                            "session"]
