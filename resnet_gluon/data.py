@@ -380,8 +380,8 @@ def stratified_sample(labels: np.ndarray, count: Optional[int], seed: int = 0) -
     take = np.floor(share).astype(int)
     if count >= len(classes):  # every class is seen
         take = np.maximum(take, 1)
-    while take.sum() > count:  # the floors of 1 overshot: trim the largest
-        take[np.argmax(take - share)] -= 1
+    while take.sum() > count:  # the floors of 1 overshot: trim a class that keeps one
+        take[np.argmax(np.where(take > 1, take - share, -np.inf))] -= 1
     for k in np.argsort(-(share - take), kind="stable")[:count - take.sum()]:
         take[k] += 1
     rng = np.random.default_rng([seed, _SAMPLE_STREAM])

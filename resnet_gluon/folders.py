@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .images import GRAY_MODES, IMAGE_EXTENSIONS, read_image_file
+from .images import GRAY_MODES, IMAGE_EXTENSIONS, read_file_bytes, read_image_file
 
 __all__ = ["FolderData", "HELD_OUT", "folder_layout", "list_image_folder", "read_square",
            "image_modes", "file_marks", "load_image_folder", "check_same_classes"]
@@ -182,12 +182,12 @@ def _mode(path: str) -> str:
 
 
 def _mark(path: str) -> str:
-    """``SIZE:HASH`` of a file's bytes (BLAKE2b, 8 bytes): what changes when it is edited."""
+    """``SIZE:HASH`` of a file's bytes (BLAKE2b, 8 bytes): what changes when it is edited;
+    read as every image file is (regular, bounded: a FIFO named x.png would block)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        return f"unreadable:{err.strerror}"
+        raw = read_file_bytes(path)
+    except ValueError as err:
+        return f"unreadable: {err}"
     return f"{len(raw)}:{hashlib.blake2b(raw, digest_size=8).hexdigest()}"
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from mxnet import nd
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "MAX_ASPECT", "MAX_FILE_BYTES", "GRAY_MODES",
-           "read_image_file", "read_image"]
+           "read_file_bytes", "read_image_file", "read_image"]
 
 _SIDE = 28  # Fashion-MNIST's native size
 
@@ -54,7 +54,7 @@ def read_image_file(path: str) -> Tuple[bytes, "PIL.Image.Image"]:  # noqa: F821
     The image is upright, 8-bit, and of mode ``'L'`` (gray) or ``'RGB'`` (see the module's
     docstring): every reader of a file sees the same pixels.
     """
-    raw = _read_file(path)
+    raw = read_file_bytes(path)
     _check_size(path, raw)
     return raw, _upright_8bit(_decode_whole(path, raw))
 
@@ -73,7 +73,7 @@ def _upright_8bit(im):
     return im.convert("L" if im.mode in GRAY_MODES else "RGB")
 
 
-def _read_file(path: str) -> bytes:
+def read_file_bytes(path: str) -> bytes:
     """The bytes of a regular file of at most :data:`MAX_FILE_BYTES` (a FIFO would block
     for ever, a device such as /dev/zero never end)."""
     try:

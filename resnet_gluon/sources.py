@@ -480,7 +480,8 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
 
     ``data`` when given (an image folder's unreadable images skipped with
     ``skip_bad_images``); else the data its run recorded (the ``config.json`` beside
-    ``params``, opened with the options it was trained with, ``--skip-bad-images`` too);
+    ``params``, opened with the options it was trained with, ``--skip-bad-images`` too, or
+    with ``skip_bad_images`` given);
     else, for a Fashion-MNIST net (the shipped weights, an export), Fashion-MNIST.  With
     ``val_split`` (evaluating held-out images) the run must have held out exactly those
     images, of training images that are still the ones it had (its fingerprint), or the
@@ -501,9 +502,10 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
     if data is not None:
         source = open_source(data, skip_bad_images=skip_bad_images)
     elif info.preprocess == "fashion-mnist":
-        source = open_source(DataRef.from_dict(saved).data)
+        source = open_source(DataRef.from_dict(saved).data,
+                             skip_bad_images=skip_bad_images)  # refused: not a folder
     else:
-        source = _recorded(saved, config, test and not val_split)
+        source = _recorded(saved, config, test and not val_split, skip_bad_images)
     source.check_fits(info)
     if val_split:  # the same seed holds out other images of another list of files
         kept = read_images(os.path.dirname(config))
@@ -516,7 +518,8 @@ def open_for_model(info: ModelInfo, params: Optional[str] = None, data: Optional
     return source
 
 
-def _recorded(saved: dict, config: Optional[str], test: bool) -> Source:
+def _recorded(saved: dict, config: Optional[str], test: bool, skip_bad_images: bool = False
+              ) -> Source:
     """The own images a run's config.json names, opened again; refused when they are gone,
     or when they hold no test images and no held-out ones are asked for."""
     ref = DataRef.from_dict(saved)
@@ -528,7 +531,8 @@ def _recorded(saved: dict, config: Optional[str], test: bool) -> Source:
         if named and not os.path.exists(named):
             raise ValueError(f"{named}, the data the run recorded, is not there any more; "
                              f"give --data PATH.")
-    source = open_source(ref.data, ref.test, ref.channels, ref.skip_bad_images)
+    source = open_source(ref.data, ref.test, ref.channels,
+                         ref.skip_bad_images or skip_bad_images)
     if test and not source.has_test:
         held = saved.get("val_split", 0)
         fix = (f"evaluate the images it held out with --val-split {held} --seed "

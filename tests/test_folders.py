@@ -217,3 +217,13 @@ def test_images_a_run_skipped_are_skipped_again_where_its_data_is_read(folder, t
         open_for_model(info, data=str(folder)).calibration_images(info, 4)
     source = open_for_model(info, data=str(folder), skip_bad_images=True)
     assert source.calibration_images(info, 12).shape == (12, 1, 28, 28)
+
+
+def test_a_fifo_among_the_images_is_marked_unreadable_not_waited_on(folder):
+    from resnet_gluon.folders import file_marks
+
+    os.mkfifo(folder / "bag" / "pipe.png")
+    marks = file_marks(str(folder))
+    assert marks["bag/pipe.png"].startswith("unreadable: ") and "not a regular file" in marks[
+        "bag/pipe.png"]
+    assert marks["bag/0.png"].split(":")[0] == str(os.path.getsize(folder / "bag" / "0.png"))

@@ -214,6 +214,8 @@ def test_a_stratified_sample_keeps_each_classs_share_and_its_seed():
     assert np.bincount(labels[stratified_sample(labels, 3)]).tolist() == [1, 1, 1]
     assert np.bincount(labels[stratified_sample(labels, 2)], minlength=3).tolist() == [1, 1, 0]
     assert len(stratified_sample(labels, 1000)) == 100
+    few = np.repeat([0, 1, 2], [80, 10, 10])  # shares 2.4, 0.3, 0.3: still one of each
+    assert np.bincount(few[stratified_sample(few, 3)]).tolist() == [1, 1, 1]
 
 
 def test_a_run_knows_its_images_and_refuses_them_changed(photos, tmp_path):
