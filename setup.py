@@ -3,7 +3,9 @@
 One command gives a working environment (``pip install -e ".[test]"``).  MXNet 1.9.1, the
 last release, runs with numpy < 2 (numpy 2 removed names it reads at import; its
 ``numpy.bool`` alias, gone since numpy 1.24, is restored by ``import resnet_gluon``), so
-Python 3.8 to 3.12: numpy < 2 has no wheels for 3.13.
+Python 3.9 to 3.12: numpy < 2 has no wheels for 3.13 (and the command line uses argparse of
+3.9).  MXNet also imports ``distutils``,
+which Python 3.12 removed; on 3.12 setuptools, installed with us, provides it.
 """
 import os
 import re
@@ -38,8 +40,14 @@ setup(
     packages=find_packages(include=["resnet_gluon", "resnet_gluon.*"]),
     # The trained weights shipped in the package (resnet_gluon.pretrained).
     package_data={"resnet_gluon.weights": ["*.params", "*.json"]},
-    python_requires=">=3.8,<3.13",
-    install_requires=_MXNET + ["numpy>=1.17,<2", "tqdm>=4.40", "matplotlib>=3.3"],
+    python_requires=">=3.9,<3.13",
+    install_requires=_MXNET + [
+        "numpy>=1.17,<2",
+        # MXNet imports distutils, which Python 3.12 dropped; setuptools provides it again.
+        "setuptools>=60; python_version >= '3.12'",
+        "tqdm>=4.40",
+        "matplotlib>=3.3",
+    ],
     extras_require={
         "test": ["pytest>=7", "d2lzh==1.0.0", "onnx<=1.18.0", "onnxruntime", "scikit-learn"],
         # MXNet 1.9's ONNX exporter uses onnx.mapping, removed after onnx 1.18.
