@@ -116,9 +116,9 @@ def _weights_command(sub, name: str, func, help: str) -> argparse.ArgumentParser
 
 
 def _lower(net, info, args: argparse.Namespace):
-    """The net at --int8 (calibrated on training images of the net's data) or at a --dtype
-    other than float32; None at float32."""
-    from .precision import mixed_precision
+    """The inference graph at --int8 (calibrated on training images of the net's data) or at
+    a --dtype other than float32; None at float32."""
+    from .inference import for_inference
     from .quantize import quantize
     from .sources import open_for_model
 
@@ -129,7 +129,7 @@ def _lower(net, info, args: argparse.Namespace):
         source = open_for_model(info, args.params, args.data, test=False,
                                 skip_bad_images=bool(args.skip_bad_images))
         return quantize(net, source.calibration_images(info, args.calib_images))
-    return None if args.dtype == "float32" else mixed_precision(net, args.dtype)
+    return None if args.dtype == "float32" else for_inference(net, args.dtype)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +247,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     .rec, or Fashion-MNIST), or on the images a run held out (--val-split).
     """
     from .evaluate import agreement, evaluate, format_report, report_dict
+    from .inference import for_inference
     from .sources import open_for_model
 
     ctxs = parse_ctx(args.ctx)
@@ -254,7 +255,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
     net, info = _load(args, "--params", ctx=ctxs)
-    net.hybridize(static_alloc=True, static_shape=True)
     source = open_for_model(info, args.params, args.data, args.val_split, args.seed,
                             skip_bad_images=bool(args.skip_bad_images))
     data = source.eval_batches(info, args.batch_size, args.val_split, args.seed,
@@ -262,7 +262,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     lower = _lower(net, info, args)  # its own accuracy, and its agreement with float32
     tta = dict(num_classes=info.model.num_classes, flip=args.tta, shift=args.tta_shift)
     name = "int8" if args.int8 else args.dtype
-    result = fp32 = evaluate(net, data.batches, ctxs, **tta)
+    result = fp32 = evaluate(for_inference(net), data.batches, ctxs, **tta)
     if lower is not None:
         result = evaluate(lower, data.batches, ctxs, **tta)
     views = " and ".join(w for w, on in (("flip", args.tta),
@@ -303,15 +303,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     difference from MXNet's output.
     """
     from .export import export_onnx, export_onnx_checked, export_symbol
+    from .inference import for_inference
     from .sources import open_for_model
 
     if args.format == "onnx" and (args.int8 or args.dtype != "float32"):
         raise ValueError(f"{'--int8' if args.int8 else '--dtype ' + args.dtype} exports as an "
                          f"MXNet symbol only (ONNX export is float32); use --format symbol.")
-    net, info = _load(args, "--params", dtype=args.dtype)
+    net, info = _load(args, "--params")
     if args.format == "symbol":
-        for path in export_symbol(_lower(net, info, args) if args.int8 else net, args.out,
-                                  info):
+        # bfloat16 is written folded and cast, not fused: a loader fuses for its own CPU.
+        lower = (_lower(net, info, args) if args.int8 else
+                 for_inference(net, args.dtype, fuse=False) if args.dtype != "float32" else net)
+        for path in export_symbol(lower, args.out, info):
             print(f"wrote {path}")
         return 0
     c, r = info.model.in_channels, info.resize
@@ -352,14 +355,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     normalised with the training images' mean and std) and print the top classes of each,
     by name, one line per image.
     """
+    from .inference import for_inference
     from .predict import image_files, predict_files
 
     files = image_files(args.images)
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
-    net, info = _load(args, "--model", dtype=args.dtype)
-    predictions, errors = predict_files(net, info, files, args.topk, invert=args.invert)
+    net, info = _load(args, "--model")
+    predictions, errors = predict_files(for_inference(net, args.dtype), info, files, args.topk,
+                                        invert=args.invert)
     for p in predictions:
         print(json.dumps(p.to_dict()) if args.json else p)
     for path, message in errors:

@@ -60,6 +60,8 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     """
     from mxnet.contrib.quantization import quantize_net_v2
 
+    from .inference import fold_batchnorm
+
     if calib_mode not in ("naive", "entropy"):
         raise ValueError(f"calib_mode must be 'naive' or 'entropy', got {calib_mode!r}.")
     if not isinstance(calib, nd.NDArray) or calib.ndim != 4 or calib.shape[0] < 1:
@@ -92,7 +94,9 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     try:
         with warnings.catch_warnings():  # MXNet's own notes on inferring the types of weights
             warnings.simplefilter("ignore", UserWarning)
-            qnet = quantize_net_v2(net, quantized_dtype="auto", calib_mode=calib_mode,
+            # BatchNorm folded first (resnet_gluon.inference), then oneDNN quantizes
+            # convolutions that carry their bias.
+            qnet = quantize_net_v2(fold_batchnorm(net), quantized_dtype="auto", calib_mode=calib_mode,
                                    calib_data=data, num_calib_examples=calib.shape[0],
                                    ctx=ctx, exclude_operators=["Pooling"] if one_by_one else None)
     finally:

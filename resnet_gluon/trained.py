@@ -14,8 +14,9 @@ names.  A run's ``config.json``, an export's
 - the ``PREFIX`` of an exported symbol model (:func:`load_symbol`).
 
 Each builds the net from the saved record (``ResNetSpec.build``), and the compute type is
-applied here, once, as the net is prepared (``dtype='bfloat16'``:
-:func:`resnet_gluon.precision.mixed_precision`).
+applied here, once, as the net is prepared: float32 gives the layered net (to look into, to
+fine-tune from; :func:`resnet_gluon.inference.for_inference` makes its fastest inference
+graph), ``dtype='bfloat16'`` that inference graph in bf16 (BatchNorm folded, oneDNN's fusions).
 """
 import dataclasses
 import json
@@ -33,7 +34,8 @@ from .config import ARCHITECTURE, TrainConfig, parse_ctx
 from .data import CLASS_NAMES
 from .inputs import PREPROCESS, InputSpec
 from .model import ResNetSpec
-from .precision import check_dtype, mixed_precision
+from .inference import for_inference
+from .precision import check_dtype
 from .run import find_run_config, read_json
 
 __all__ = ["ModelInfo", "PREPROCESS", "INFO_SUFFIX", "SYMBOL_SUFFIX", "PARAMS_SUFFIX", "load_model",
@@ -160,7 +162,9 @@ def load_model(source: Source = None, ctx: Contexts = None,
     log : callable, optional
         Receives the warning given when a params file has no ``config.json``.
     dtype : {'float32', 'bfloat16'}, default 'float32'
-        The compute type; bfloat16 computes over the float32 weights loaded.
+        float32: the layered net (``for_inference(net)`` is its fastest inference graph).
+        bfloat16: that inference graph in bf16 (:func:`resnet_gluon.inference.for_inference`:
+        BatchNorm folded into the convolutions, then oneDNN's fusions), for inference only.
     **overrides
         depth, num_classes, small_input, resize: over a run's config.json or an export's
         info file (not for the shipped weights, whose net is fixed).
@@ -189,7 +193,8 @@ def load_model(source: Source = None, ctx: Contexts = None,
             f"{source}: neither a params file nor the prefix of an exported model "
             f"({source}{SYMBOL_SUFFIX} does not exist). Give RUN_DIR/model.params or the "
             f"PREFIX given to 'export --out'.")
-    net.hybridize(static_alloc=True)
+    if dtype == "float32":  # an inference graph comes hybridized as it runs best
+        net.hybridize(static_alloc=True)
     return net, info
 
 
@@ -202,7 +207,7 @@ def _load_export(prefix: str, ctx: Contexts, dtype: str, given: Dict[str, Any]
                              f"unknown; pass --resize (96 for the book's recipe).")
         info = ModelInfo()
     info = ModelInfo.from_dict({**info.to_dict(), **given})
-    return mixed_precision(net, dtype), info
+    return _at(net, dtype), info
 
 
 # --------------------------------------------------------------------------- a run's weights
@@ -265,7 +270,7 @@ def load_trained(params: str, ctx: Contexts = None, log: Optional[Callable[[str]
     Returns
     -------
     (ResNet, ModelInfo)
-        (a ``SymbolBlock`` sharing the ResNet's weights, for bfloat16)
+        (for bfloat16, the ``SymbolBlock`` of the bf16 inference graph)
 
     Raises
     ------
@@ -295,7 +300,7 @@ def load_trained(params: str, ctx: Contexts = None, log: Optional[Callable[[str]
             f"{problem}. Pass the --depth / --classes / --small-input the weights were "
             f"trained with.")
     net.load_parameters(params, ctx=parse_ctx(ctx))
-    return mixed_precision(net, dtype), info
+    return _at(net, dtype), info
 
 
 # --------------------------------------------------------------------------- an exported model
@@ -366,7 +371,7 @@ def load_pretrained(ctx: Contexts = None, dtype: str = "float32",
     ctx : Context or list of Context, optional
         Where to load the weights (default ``cpu``).
     dtype : {'float32', 'bfloat16'}, default 'float32'
-        bfloat16 returns a net computing in bf16 over the float32 weights.
+        bfloat16 returns the bf16 inference graph (:func:`resnet_gluon.inference.for_inference`).
     directory : str, optional
         Another directory holding the two files (default: the package's).
 
@@ -379,4 +384,9 @@ def load_pretrained(ctx: Contexts = None, dtype: str = "float32",
     check_dtype(dtype)
     description, params = weights.verified(directory)
     info = _shipped_info(description, directory)
-    return mixed_precision(info.model.build(params, parse_ctx(ctx)), dtype), info
+    return _at(info.model.build(params, parse_ctx(ctx)), dtype), info
+
+
+def _at(net: gluon.HybridBlock, dtype: str) -> gluon.HybridBlock:
+    """The float32 net itself, or its inference graph in a lower ``dtype``."""
+    return net if dtype == "float32" else for_inference(net, dtype)

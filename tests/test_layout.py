@@ -24,7 +24,7 @@ LAYERS = [
     {"run", "distributed", "ema"},
     {"config"},
     {"inputs"},
-    {"data", "folders", "images", "recordio", "checkpoint", "precision", "cpu"},
+    {"data", "folders", "images", "recordio", "checkpoint", "precision", "inference", "cpu"},
     {"blocks", "model", "shapes"},
     {"weights", "_checks", "_watchdog"},
 ]
