@@ -91,3 +91,24 @@ def test_the_amx_targets_are_the_issues_ratios():
     assert lines[0].endswith("| convolutions ran on |")
     assert lines[6].startswith("| resnet_gluon bf16 | 32 | 96 | 1000.0 | 2.50 |")
     assert lines[6].endswith("| avx512_core_amx_bf16 |")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+def test_the_openvino_comparison_times_our_side_as_the_commands_prepare_it(cli, precision):
+    # OpenVINO's side needs its own venv (never ours); our side runs anywhere
+    result = cli.python(os.path.join(BENCHMARKS, "vs_openvino.py"), "--child", "ours",
+                        precision, "4", "--iters", "2")
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[-1]) > 0
+
+
+@pytest.mark.slow
+def test_the_dnnl_breakdown_sums_the_inference_graphs_primitives(cli):
+    import dnnl_breakdown
+
+    kinds, kernels, counts = dnnl_breakdown.breakdown("fast16", 4)
+    # the bf16 inference graph: 20 fused convolutions, no BatchNorm, no eltwise, no sum
+    assert counts["convolution"] == 20 and "batch_normalization" not in counts
+    assert "eltwise" not in counts and "sum" not in counts
+    assert sum(kinds.values()) > 0
