@@ -7,7 +7,8 @@ Ours runs through the loaders the commands use: float32 ``for_inference(load_mod
 (as ``evaluate`` and ``predict``), bf16 ``load_model(dtype='bfloat16')``, INT8 ``quantize``
 on 512 training images (as ``evaluate --int8``).  OpenVINO reads the ONNX file that
 ``export --format onnx`` writes: float32 (``INFERENCE_PRECISION_HINT`` f32), its bf16 hint,
-and INT8 from NNCF's post-training quantization on 300 training images.  OpenVINO and NNCF
+and INT8 from NNCF's post-training quantization on 300 training images; onnxruntime's CPU
+provider runs the same ONNX file at float32.  OpenVINO and NNCF
 are never the library's dependencies: give them their own venv
 (``python -m venv .venv-ov && .venv-ov/bin/pip install openvino nncf``) and pass its python.
 
@@ -79,6 +80,20 @@ def openvino(precision: str, batch: int, iters: int, model: str) -> float:
     request = compiled.create_infer_request()
     x = np.random.RandomState(0).uniform(size=shape).astype(np.float32)
     return _time(lambda: request.infer({0: x}), batch, iters)
+
+
+def onnxruntime(batch: int, iters: int, model: str) -> float:
+    """img/s of onnxruntime's CPU provider on the ONNX file (float32)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    shape = [batch] + list(session.get_inputs()[0].shape[1:])
+    x = np.random.RandomState(0).uniform(size=shape).astype(np.float32)
+    return _time(lambda: session.run(None, {name: x}), batch, iters)
 
 
 def nncf_int8(onnx_file: str, calib_file: str, out: str) -> None:
@@ -161,6 +176,7 @@ def main() -> None:
     if args.child:
         side, precision, batch = args.child
         rate = (ours(precision, int(batch), args.iters) if side == "ours" else
+                onnxruntime(int(batch), args.iters, args.model) if side == "onnxruntime" else
                 openvino(precision, int(batch), args.iters, args.model))
         return print(rate)
     os.makedirs(args.out, exist_ok=True)
@@ -172,11 +188,14 @@ def main() -> None:
         for batch in batches:
             iters = args.iters if batch > 1 else args.iters * 10
             for precision in precisions:
-                for side in ("ours", "openvino"):
+                # onnxruntime (a test dependency of ours) at float32, beside
+                sides = ("ours", "openvino") + (("onnxruntime",) if precision == "float32"
+                                                else ())
+                for side in sides:
                     argv = ["--child", side, precision, str(batch), "--iters", str(iters)]
-                    if side == "openvino":
+                    if side != "ours":
                         argv += ["--model", files["int8" if precision == "int8" else "onnx"]]
-                    rate = _child(argv, sys.executable if side == "ours" else args.ov_python)
+                    rate = _child(argv, args.ov_python if side == "openvino" else sys.executable)
                     rates.setdefault(f"{side} {precision} {batch}", []).append(rate)
                     print(f"round {r + 1}: {side} {precision} batch {batch}: {rate:.0f} img/s",
                           flush=True)
@@ -205,6 +224,13 @@ def _report(args, rates, precisions, batches) -> None:
             table[f"{precision} {batch}"] = {"ours": a, "openvino": b, "ratio": ma / mb}
             head.append(f"| {precision} | {batch} | {ma:.0f} ({min(a):.0f}-{max(a):.0f}) | "
                         f"{mb:.0f} ({min(b):.0f}-{max(b):.0f}) | **{ma / mb:.2f}x** |")
+    for batch in batches:
+        if f"onnxruntime float32 {batch}" in rates:
+            c = rates[f"onnxruntime float32 {batch}"]
+            ma, mc = statistics.median(rates[f"ours float32 {batch}"]), statistics.median(c)
+            table[f"onnxruntime float32 {batch}"] = {"onnxruntime": c, "ratio": ma / mc}
+            head.append(f"\nonnxruntime, float32, batch {batch}: {mc:.0f} ({min(c):.0f}-"
+                        f"{max(c):.0f}); ours / onnxruntime **{ma / mc:.2f}x**")
     text = "\n".join(head) + "\n"
     print(text)
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:

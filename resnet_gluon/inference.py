@@ -17,7 +17,6 @@ import warnings
 from typing import Dict, List, Optional, Tuple
 
 import mxnet as mx
-import numpy as np
 from mxnet import gluon, nd
 
 from .precision import _Checked, check_dtype, native_bfloat16
@@ -201,8 +200,9 @@ def for_inference(net: gluon.HybridBlock, dtype: str = "float32",
     """``net`` as the fastest exact inference graph this MXNet builds, in ``dtype``.
 
     The steps, in the order that pays: BatchNorm folded into the convolutions
-    (:func:`fold_batchnorm`); for bfloat16, MXNet's AMP pass (the input and the weights cast
-    to bf16 as they enter the graph, the scores back to float32); then, on a CPU, MXNet's
+    (:func:`fold_batchnorm`); for bfloat16, MXNet's AMP pass (bf16 convolutions and dense
+    layer, their weights stored in bf16 once, the input cast to bf16 as it enters the graph,
+    the scores back to float32); then, on a CPU, MXNet's
     MKLDNN subgraph backend (``optimize_for('MKLDNN')``), which fuses each convolution with
     the ReLU after it and the residual sum.
 
@@ -238,13 +238,29 @@ def for_inference(net: gluon.HybridBlock, dtype: str = "float32",
         if not native:
             warnings.warn(why, stacklevel=2)
         graph, values = _to_bfloat16(graph, values, cast_weights=fuse)
+    unfused = graph
     ops = graph_ops(graph)
     mixed_with_batchnorm = "amp_cast" in ops and "BatchNorm" in ops
     if fuse and not mixed_with_batchnorm:
         os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "backend MKLDNN" banner
         graph = graph.optimize_for("MKLDNN", dedup_subgraph=True)
     block = _block(graph, data, values, contexts, getattr(net, "check_batch", None))
-    # static shapes: oneDNN's fused graph ran 3x slower at batch 1 without them; a batch of
-    # another size re-plans the graph once.
-    block.hybridize(static_alloc=True, static_shape=True)
+    block.plan_shapes = lambda shape: not _global_pool_sees_1x1(unfused, shape)
+    block.hybridize(static_alloc=True)
     return block
+
+
+def _global_pool_sees_1x1(graph: mx.sym.Symbol, shape: Tuple[int, ...]) -> bool:
+    """Whether a global pooling of ``graph`` gets a 1x1 map for input ``shape``."""
+    nodes = json.loads(graph.tojson())["nodes"]
+    internals = graph.get_internals()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, shapes, _ = internals.infer_shape_partial(data=shape)
+    shape_of = dict(zip(internals.list_outputs(), shapes))
+    for node in nodes:
+        if node["op"] == "Pooling" and node.get("attrs", {}).get("global_pool") == "True":
+            source = nodes[node["inputs"][0][0]]["name"]
+            if tuple((shape_of.get(source + "_output") or (0, 0))[-2:]) == (1, 1):
+                return True
+    return False

@@ -112,3 +112,14 @@ def test_the_dnnl_breakdown_sums_the_inference_graphs_primitives(cli):
     assert counts["convolution"] == 20 and "batch_normalization" not in counts
     assert "eltwise" not in counts and "sum" not in counts
     assert sum(kinds.values()) > 0
+
+
+@pytest.mark.slow
+def test_the_comparisons_onnxruntime_side_runs_our_onnx_file(cli, tmp_path):
+    result = cli("export", "--format", "onnx", "--check-images", "0", "--out",
+                 str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    result = cli.python(os.path.join(BENCHMARKS, "vs_openvino.py"), "--child", "onnxruntime",
+                        "float32", "4", "--iters", "2", "--model", str(tmp_path / "m.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[-1]) > 0
