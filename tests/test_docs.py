@@ -117,10 +117,19 @@ def test_the_training_pages_script_runs_as_written(tmp_path):
 
 @pytest.mark.slow
 def test_the_deploy_pages_int8_code_runs_as_written(tmp_path):
-    (block,) = _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
+    (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
+                if "quantize" in b]
     result = _run(block + "\nprint(type(int8).__name__, info.resize)", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "SymbolBlock 64"
+
+
+def test_the_deploy_pages_inference_graph_code_runs_as_written(tmp_path):
+    (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
+                if "for_inference" in b]
+    result = _run(block + "\nprint(scores.shape, scores.dtype.__name__)", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "(1, 10) float32"
 
 
 def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
