@@ -86,7 +86,8 @@ def test_the_inference_graph_refuses_a_bad_batch_as_the_net_does():
 @pytest.mark.slow
 def test_on_the_test_set_bf16_agrees_with_float32_and_int8_as_before(test_images):
     """The shipped weights on the 10,000 test images: the bf16 graph (folded, fused) agrees
-    with the layered float32 net on at least 99.9% of the labels. INT8 (folded, then oneDNN's
+    with the float32 one (folded, fused: equal to the layered net within float32 rounding,
+    as the tests above check) on at least 99.9% of the labels. INT8 (folded, then oneDNN's
     quantization) agreed on 99.73% on an AMD EPYC and 99.76% on a Sapphire Rapids Xeon; the
     0.999 asked of it is not met (calibration by entropy, or on 2,048 images, did no better)."""
     from resnet_gluon.sources import FashionMNIST
@@ -100,9 +101,8 @@ def test_on_the_test_set_bf16_agrees_with_float32_and_int8_as_before(test_images
     def labels(block):
         return np.concatenate([block(X).asnumpy().argmax(1) for X, _ in batches])
 
-    reference = labels(net)
+    reference = labels(for_inference(net))
     assert len(reference) == 10000
-    assert agreement(labels(for_inference(net)), reference) >= 0.9999
     assert agreement(labels(for_inference(net, "bfloat16")), reference) >= 0.999
     int8 = quantize(net, source.calibration_images(info, 512))
     assert agreement(labels(int8), reference) >= 0.997
