@@ -21,7 +21,7 @@ from mxnet import gluon, nd
 
 from .precision import _Checked, check_dtype, native_bfloat16
 
-__all__ = ["fold_batchnorm", "for_inference", "graph_ops"]
+__all__ = ["fold_batchnorm", "for_inference", "graph_ops", "global_pool_sees_1x1"]
 
 NDArrays = Dict[str, nd.NDArray]
 
@@ -50,9 +50,9 @@ def graph_ops(graph: mx.sym.Symbol) -> Dict[str, int]:
     return counts
 
 
-def _fold_graph(graph: mx.sym.Symbol, values: NDArrays) -> Tuple[mx.sym.Symbol, NDArrays, int]:
-    """``graph`` with each BatchNorm that alone reads a Convolution's output folded into it;
-    the new parameter values, and how many were folded."""
+def _fold_graph(graph: mx.sym.Symbol, values: NDArrays) -> Tuple[mx.sym.Symbol, NDArrays]:
+    """``graph`` with each BatchNorm that alone reads a Convolution's output folded into it,
+    and the new parameter values."""
     doc = json.loads(graph.tojson())
     nodes = doc["nodes"]
     readers: Dict[Tuple[int, int], List[int]] = {}
@@ -67,8 +67,8 @@ def _fold_graph(graph: mx.sym.Symbol, values: NDArrays) -> Tuple[mx.sym.Symbol, 
         if node["op"] == "BatchNorm" and _fold_one(nodes, i, readers, values):
             folded[i] = node["inputs"][0][0]
     if not folded:
-        return graph, values, 0
-    return mx.sym.load_json(json.dumps(_without(doc, folded))), values, len(folded)
+        return graph, values
+    return mx.sym.load_json(json.dumps(_without(doc, folded))), values
 
 
 def _fold_one(nodes: list, i: int, readers: Dict[Tuple[int, int], List[int]],
@@ -169,7 +169,7 @@ def fold_batchnorm(net: gluon.HybridBlock) -> gluon.SymbolBlock:
         For inference only (it has no BatchNorm to train).
     """
     graph, data, values, contexts = _trace(net)
-    graph, values, _ = _fold_graph(graph, values)
+    graph, values = _fold_graph(graph, values)
     return _block(graph, data, values, contexts, getattr(net, "check_batch", None))
 
 
@@ -231,7 +231,7 @@ def for_inference(net: gluon.HybridBlock, dtype: str = "float32",
     """
     check_dtype(dtype)
     graph, data, values, contexts = _trace(net)
-    graph, values, _ = _fold_graph(graph, values)
+    graph, values = _fold_graph(graph, values)
     fuse = _can_fuse(contexts) if fuse is None else fuse
     if dtype == "bfloat16":
         native, why = native_bfloat16()
@@ -245,12 +245,12 @@ def for_inference(net: gluon.HybridBlock, dtype: str = "float32",
         os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "backend MKLDNN" banner
         graph = graph.optimize_for("MKLDNN", dedup_subgraph=True)
     block = _block(graph, data, values, contexts, getattr(net, "check_batch", None))
-    block.plan_shapes = lambda shape: not _global_pool_sees_1x1(unfused, shape)
+    block.plan_shapes = lambda shape: not global_pool_sees_1x1(unfused, shape)
     block.hybridize(static_alloc=True)
     return block
 
 
-def _global_pool_sees_1x1(graph: mx.sym.Symbol, shape: Tuple[int, ...]) -> bool:
+def global_pool_sees_1x1(graph: mx.sym.Symbol, shape: Tuple[int, ...]) -> bool:
     """Whether a global pooling of ``graph`` gets a 1x1 map for input ``shape``."""
     nodes = json.loads(graph.tojson())["nodes"]
     internals = graph.get_internals()

@@ -60,7 +60,7 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     """
     from mxnet.contrib.quantization import quantize_net_v2
 
-    from .inference import fold_batchnorm
+    from .inference import fold_batchnorm, global_pool_sees_1x1
 
     if calib_mode not in ("naive", "entropy"):
         raise ValueError(f"calib_mode must be 'naive' or 'entropy', got {calib_mode!r}.")
@@ -77,7 +77,7 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     # oneDNN's own layout after its first batch, and MXNet's collector cannot read
     # it (one "Exception ignored" per later batch, the layer calibrated on the first
     # batch alone): such small inputs are calibrated in one batch.
-    one_by_one = _global_pool_input_is_1x1(net, calib[:1])
+    one_by_one = global_pool_sees_1x1(net(mx.sym.var("data")), calib.shape)
     batch = calib.shape[0] if one_by_one else min(batch_size, calib.shape[0])
     # "pad" repeats a few images to fill the last batch: every image is seen.
     data = mx.io.NDArrayIter(data=calib, batch_size=batch, last_batch_handle="pad",
@@ -108,15 +108,3 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
                            f"made. Evaluate in float32, or train at a larger --resize.")
     qnet.hybridize(static_alloc=True, static_shape=True)
     return qnet
-
-
-def _global_pool_input_is_1x1(net: gluon.HybridBlock, x: nd.NDArray) -> bool:
-    """Whether a Sequential net's global average pooling gets a 1x1 map for input ``x``."""
-    if not isinstance(net, (gluon.nn.HybridSequential, gluon.nn.Sequential)):
-        return False
-    with mx.autograd.predict_mode():
-        for block in net:
-            if isinstance(block, gluon.nn.GlobalAvgPool2D):
-                return tuple(x.shape[2:]) == (1, 1)
-            x = block(x)
-    return False
