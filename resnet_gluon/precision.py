@@ -7,11 +7,15 @@ and the dense layer's weights, to bf16 as they enter the graph; the scores back 
 for the softmax and the loss.  It *shares* the net's parameters, which stay float32: the
 optimizer updates float32 master weights, BatchNorm keeps float32 statistics, and
 ``net.save_parameters`` writes the float32 file every other command loads.  On a CPU with
-AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its tiles.
+AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its tiles.  Where bf16 runs on
+AVX512-BF16 without AMX (an AMD EPYC, or AMX turned off), a ResNet's stem stays float32 and
+is cast to bf16 where its stages begin: oneDNN 2.4 would run the 1-channel stem convolution
+in the plain layout and its BatchNorm on a slow plain kernel.
 
 Casting the whole graph once, instead of each operator as ``amp.init`` does, is what makes
 it pay: ``amp.init`` bf16 training was 2x *slower* than float32 here.
 """
+import json
 import os
 import platform
 import sys
@@ -23,6 +27,7 @@ from mxnet import gluon
 
 from . import cpu
 from .cpu import amx_status, cpu_flags
+from .model import ResNet
 
 __all__ = ["DTYPES", "BF16_CASES", "check_dtype", "mixed_precision", "bfloat16_case",
            "native_bfloat16", "machine_report"]
@@ -106,14 +111,47 @@ def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.Hy
     from mxnet.contrib import amp  # when first needed: config imports this module for DTYPES
 
     data = mx.sym.var("data")
+    float32_stem = bfloat16_case()[0] == "avx512_bf16"
+    graph, stem_convolutions = _graph(net, data, float32_stem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "cannot decide type": the input's, until a bind
         # The pass casts the input and each convolution's and dense layer's weights to bf16
         # and the graph's output back to float32 (the types its outputs had).
-        graph = amp.convert_symbol(net(data), target_dtype="bfloat16", data_names=["data"],
-                                   cast_optional_params=False)
+        graph = amp.convert_symbol(graph, target_dtype="bfloat16", data_names=["data"],
+                                   cast_optional_params=False,
+                                   excluded_sym_names=stem_convolutions)
         return _Checked(graph, data, params=net.collect_params(),
                         check=getattr(net, "check_batch", None))
+
+
+def _graph(net: gluon.HybridBlock, data: mx.sym.Symbol,
+           float32_stem: bool) -> Tuple[mx.sym.Symbol, List[str]]:
+    """``net``'s graph on ``data``, and the convolutions the bf16 pass must leave in float32.
+
+    With ``float32_stem``, a ResNet's stem (its layers before the first stage) stays float32
+    and its output is cast to bf16 once, where the stages begin.  Where bf16 runs on
+    AVX512-BF16 without AMX, oneDNN 2.4 runs a bf16 convolution of a 1-channel image on a
+    gemm in the plain layout, and the stem's BatchNorm then falls to its slow plain-layout
+    kernel (22% of a training step on an AMD EPYC); in float32 all of it stays blocked.
+    With AMX the bf16 stem is faster, so it stays bf16 there.
+    """
+    if not (float32_stem and isinstance(net, ResNet)):
+        return net(data), []
+    from mxnet.contrib.amp.amp import bfloat16
+
+    layers = list(net._children.values())
+    stages = next(i for i, layer in enumerate(layers)
+                  if isinstance(layer, gluon.nn.HybridSequential))
+    out = data
+    for layer in layers[:stages]:
+        out = layer(out)
+    stem = [node["name"] for node in json.loads(out.tojson())["nodes"]
+            if node["op"] == "Convolution"]
+    # Cast once here, not at each use: the first stage's residual sums stay bf16.
+    out = mx.sym.amp_cast(out, dtype=bfloat16, name="stem_amp_cast_bfloat16")
+    for layer in layers[stages:]:
+        out = layer(out)
+    return out, stem
 
 
 class _Checked(gluon.SymbolBlock):

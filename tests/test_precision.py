@@ -125,6 +125,55 @@ def test_the_bf16_case_is_named_and_only_emulation_is_warned_of(monkeypatch, fla
             mixed_precision(build_resnet(18, in_channels=1))
 
 
+def _casts(block):
+    """The casts of a bf16 block's graph (the weights' aside), in graph order."""
+    outputs = block._cached_graph[1].get_internals().list_outputs()
+    return [o for o in outputs if "amp_cast" in o and "weight" not in o and "bias" not in o]
+
+
+@pytest.mark.parametrize("case, casts", [
+    ("amx", ["data_amp_cast_bfloat16_output", "dense0_fwd_output_amp_cast_float32_output"]),
+    ("avx512_bf16", ["stem_amp_cast_bfloat16_output",
+                     "dense0_fwd_output_amp_cast_float32_output"]),
+])
+def test_without_amx_the_stem_stays_float32_and_is_cast_once_where_the_stages_begin(
+        monkeypatch, case, casts):
+    # On AVX512-BF16 alone oneDNN 2.4 runs the 1-channel stem convolution in the plain
+    # layout and its BatchNorm on the slow plain kernel; with AMX the bf16 stem is faster.
+    monkeypatch.setattr(precision, "bfloat16_case", lambda: (case, "simulated"))
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    X, y = nd.random.uniform(shape=(4, 1, 64, 64)), nd.arange(4)
+    bf16 = mixed_precision(net)
+    assert _casts(bf16) == casts
+    outputs = bf16._cached_graph[1].get_internals().list_outputs()
+    stem_cast = net[0].weight.name + "_amp_cast_bfloat16_output"
+    assert (stem_cast in outputs) == (case == "amx")
+    assert net[4][0].conv1.weight.name + "_amp_cast_bfloat16_output" in outputs
+    assert 0 < np.abs(_scores(bf16, X) - _scores(net, X)).max() < 0.01
+
+    def trained_twice():  # the same start, the same batches: the same bits
+        twin = build_resnet(18, in_channels=1)
+        twin.initialize()
+        for (_, mine), (_, theirs) in zip(net.collect_params().items(),
+                                          twin.collect_params().items()):
+            theirs.set_data(mine.data())
+        runner = mixed_precision(twin)
+        runner.hybridize(static_alloc=True, static_shape=True)
+        trainer = gluon.Trainer(twin.collect_params(), "sgd", {"learning_rate": 0.1,
+                                                               "momentum": 0.9})
+        for _ in range(2):
+            with autograd.record():
+                loss = gluon.loss.SoftmaxCrossEntropyLoss()(runner(X), y)
+            loss.backward()
+            trainer.step(4)
+        return [p.data().asnumpy() for p in twin.collect_params().values()]
+
+    first, second = trained_twice(), trained_twice()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], net[0].weight.data().asnumpy())  # it did train
+
+
 def test_bad_dtypes_and_blocks_are_named():
     with pytest.raises(ValueError, match=r"dtype must be one of \['float32', 'bfloat16'\], "
                                          r"got 'float16'"):
