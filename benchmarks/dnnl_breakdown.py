@@ -9,6 +9,14 @@ the net's input size is summed by primitive kind (convolution, batch normalisati
 the bf16 graph of MXNet's AMP pass over it (``mixed_precision``, what training runs), against
 the inference graphs (``for_inference``: BatchNorm folded, then oneDNN's fusions) in float32
 and bf16.
+
+With ``MODE=train``, one bf16 training step instead (a fresh ResNet-18, 1 channel, batch
+128 at 96x96, SGD; forward, backward and update), as ``mixed_precision`` builds it, against
+the same graph with its stem in bf16 too (what it builds on a CPU with AMX).  Where bf16
+runs on AVX512-BF16 alone the first is what training runs; on an AMX Xeon, simulate that
+with ``RESNET_GLUON_AMX=0``:
+
+    RESNET_GLUON_AMX=0 MODE=train OMP_NUM_THREADS=2 python benchmarks/dnnl_breakdown.py
 """
 import collections
 import os
@@ -45,6 +53,44 @@ def run_case(case: str, batch: int) -> None:
     mx.nd.waitall()
 
 
+TRAIN_CASES = {
+    "bfloat16 training step, stem in bf16": "train16",
+    "bfloat16 training step, `mixed_precision` (stem in float32 without AMX)": "train32stem",
+}
+
+
+def run_train_case(case: str, batch: int) -> None:
+    import resnet_gluon  # noqa: F401
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    from resnet_gluon import build_resnet, precision
+
+    if case == "train16":
+        precision.bfloat16_case = lambda: ("amx", "the bf16 stem, for the comparison")
+    mx.random.seed(0)
+    net = build_resnet(18, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    runner = precision.mixed_precision(net)
+    runner.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.random.uniform(shape=(batch, 1, 96, 96))
+    y = mx.nd.array([i % 10 for i in range(batch)])
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(runner(x), y)
+        loss.backward()
+        trainer.step(batch)
+        mx.nd.waitall()
+
+    for _ in range(3):
+        step()
+    print("=== measured pass", flush=True)
+    step()
+
+
 def breakdown(case: str, batch: int):
     env = dict(os.environ, DNNL_VERBOSE="1")
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case,
@@ -65,13 +111,17 @@ def breakdown(case: str, batch: int):
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--case":
-        return run_case(sys.argv[2], int(sys.argv[3]))
+        run = run_train_case if sys.argv[2].startswith("train") else run_case
+        return run(sys.argv[2], int(sys.argv[3]))
     batch = int(os.environ.get("BATCH", "128"))
-    print(f"One forward pass, batch {batch}, `OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', '?')}`, oneDNN's own milliseconds:\n")
+    train = os.environ.get("MODE") == "train"
+    what = "One bf16 training step" if train else "One forward pass"
+    amx = os.environ.get("RESNET_GLUON_AMX", "on (where granted)")
+    print(f"{what}, batch {batch}, `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')}`, "
+          f"RESNET_GLUON_AMX={amx}, oneDNN's own milliseconds:\n")
     print("| case | total ms | by primitive kind: ms (primitives) |\n|---|---|---|")
     details = []
-    for name, case in CASES.items():
+    for name, case in (TRAIN_CASES if train else CASES).items():
         kinds, kernels, counts = breakdown(case, batch)
         parts = ", ".join(f"{k} {v:.1f} ({counts[k]})" for k, v in kinds.most_common())
         print(f"| {name} | {sum(kinds.values()):.1f} | {parts} |")

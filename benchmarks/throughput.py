@@ -183,6 +183,14 @@ def ours_bf16(batch, size):
     return _mx_runners(bf16, batch, size, train=True)
 
 
+def ours_bf16_whole(batch, size):
+    """bf16 with the stem in bf16 too, as ``mixed_precision`` runs it only with AMX: on
+    AVX512-BF16 alone it keeps the stem in float32; this is the graph before that choice."""
+    from resnet_gluon import precision
+    precision.bfloat16_case = lambda: ("amx", "the bf16 stem, for the comparison")
+    return ours_bf16(batch, size)
+
+
 def ours_int8(batch, size):
     net = build_resnet(18, in_channels=1)
     net.initialize(mx.init.Xavier())
@@ -248,18 +256,26 @@ IMPLEMENTATIONS = {
     "resnet_gluon hybridized": ours_hybridized,
     "resnet_gluon hybridized (AMX off)": ours_hybridized,
     "resnet_gluon bf16": ours_bf16,
+    "resnet_gluon bf16 (AMX off)": ours_bf16,
+    "resnet_gluon bf16 (AMX off; bf16 stem)": ours_bf16_whole,
     "resnet_gluon int8": ours_int8,
     "resnet_gluon int8 (AMX off)": ours_int8,
     "notebook nn.Block": notebook_literal,
     "model zoo resnet18_v1": model_zoo,
     "torchvision fp32 eager": torch_fp32,
     "torchvision bf16 channels_last": torch_bf16,
+    "torchvision bf16 channels_last (AMX off)": torch_bf16,
 }
 BASELINE = "torchvision fp32 eager"
 TORCH_BF16 = "torchvision bf16 channels_last"
 #: What a child process of an implementation has in its environment besides ours.
+#: "(AMX off)": oneDNN at most AVX512-BF16 on an AMX machine, both libraries alike (what an
+#: AMD EPYC or a Cooper Lake Xeon has; torch's oneDNN reads ONEDNN_MAX_CPU_ISA).
 CHILD_ENV = {"resnet_gluon hybridized (AMX off)": {"RESNET_GLUON_AMX": "0"},
-             "resnet_gluon int8 (AMX off)": {"RESNET_GLUON_AMX": "0"}}
+             "resnet_gluon bf16 (AMX off)": {"RESNET_GLUON_AMX": "0"},
+             "resnet_gluon bf16 (AMX off; bf16 stem)": {"RESNET_GLUON_AMX": "0"},
+             "resnet_gluon int8 (AMX off)": {"RESNET_GLUON_AMX": "0"},
+             "torchvision bf16 channels_last (AMX off)": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}}
 
 
 def _median_rate(run: Runner, batch: int, warmup: int, repeats: int) -> float:
