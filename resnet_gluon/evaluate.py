@@ -24,13 +24,21 @@ class EvalResult:
     """Accuracy on a data set: overall, per class, and the confusion matrix.
 
     ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``;
-    ``predictions`` holds the predicted class of every example, in order.
+    ``predictions`` holds the predicted class of every example, in order, ``labels`` its
+    true class and ``confidence`` the probability the net gave its predicted class.
     """
 
     accuracy: float
     per_class: List[float]
     confusion: np.ndarray
     predictions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    labels: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    confidence: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def confident_mistakes(self, count: int) -> np.ndarray:
+        """Indexes of the ``count`` mistakes the net was surest of, surest first."""
+        wrong = np.flatnonzero(self.predictions != self.labels)
+        return wrong[np.argsort(-self.confidence[wrong], kind="stable")][:count]
 
     @property
     def count(self) -> int:
@@ -91,22 +99,27 @@ def evaluate(net: gluon.Block, data: Iterable, ctx: Union[str, Sequence[mx.Conte
     ctxs = parse_ctx(ctx)
     NONNEGATIVE_INT.check("shift", shift)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    predictions = []
+    predictions, labels, confidence = [], [], []
     for X, y in data:
         xs = gluon.utils.split_and_load(X, ctxs, even_split=False)
         ys = gluon.utils.split_and_load(y, ctxs, even_split=False)
         for xp, yp in zip(xs, ys):
             scores = predict_tta(net, xp, flip, shift) if flip or shift else net(xp)
             pred = scores.argmax(axis=1).asnumpy().astype(np.int64)
+            probs = scores if flip or shift else nd.softmax(scores.astype("float32"))
+            true = class_labels(yp, num_classes)
             predictions.append(pred)
-            np.add.at(confusion, (class_labels(yp, num_classes), pred), 1)
+            labels.append(true)
+            confidence.append(probs.max(axis=1).asnumpy().astype(np.float32))
+            np.add.at(confusion, (true, pred), 1)
     total = confusion.sum()
     if total == 0:
         raise ValueError("evaluate got no examples.")
     per_class = [float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else
                  float("nan") for i in range(num_classes)]
     return EvalResult(float(np.trace(confusion) / total), per_class, confusion,
-                      np.concatenate(predictions))
+                      np.concatenate(predictions), np.concatenate(labels),
+                      np.concatenate(confidence))
 
 
 def class_labels(y: nd.NDArray, num_classes: int, who: str = "evaluate") -> np.ndarray:

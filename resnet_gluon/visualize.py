@@ -5,6 +5,7 @@ arrays and need nothing but MXNet; the ``plot_*`` helpers draw with
 matplotlib on a given axes (or a new figure) and return it, so a notebook
 shows them and a script saves them.
 """
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,10 +15,12 @@ __all__ = ["feature_maps", "grad_cam", "plot_predictions", "plot_confusion",
            "plot_per_class", "plot_grad_cam", "plot_feature_maps"]
 
 
-def _as_batch(net: gluon.Block, x) -> nd.NDArray:
+def _as_batch(net: gluon.Block, x, graph_too: bool = False) -> nd.NDArray:
     """A (N, C, H, W) float32 NDArray on the net's device (a NumPy array is accepted),
-    which the net's layers can take one by one."""
-    if not isinstance(net, (gluon.nn.Sequential, gluon.nn.HybridSequential)):
+    which the net's layers can take one by one (or, with ``graph_too``, a float32
+    exported graph)."""
+    layered = isinstance(net, (gluon.nn.Sequential, gluon.nn.HybridSequential))
+    if not (layered or graph_too and isinstance(net, gluon.SymbolBlock)):
         raise TypeError(f"expected the sequential net, layer by layer (build_resnet18(), "
                         f"load_model() in float32), got a {type(net).__name__}; a bfloat16 "
                         f"or INT8 net is one graph, without layers to look into.")
@@ -71,7 +74,10 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
     ----------
     net : mxnet.gluon.Block
         A sequential net whose last ``-split`` layers are the head (the book's
-        ResNet: global average pooling and the dense layer).
+        ResNet: global average pooling and the dense layer), or a float32 exported
+        ResNet (``load_model(PREFIX)``: a ``SymbolBlock`` whose graph ends in global
+        average pooling and a dense layer; a bfloat16 export is explained on its
+        float32 weights, without its casts).
     x : NDArray or numpy.ndarray
         (N, C, H, W) input batch.
     class_index : sequence of int, optional
@@ -85,9 +91,12 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
         float32 (N, H, W) in [0, 1] (each map divided by its maximum; all
         zero where no position speaks for the class).
     """
-    X = _as_batch(net, x)
-    layers = list(net)
-    body, head = layers[:split], layers[split:]
+    X = _as_batch(net, x, graph_too=True)
+    if isinstance(net, gluon.SymbolBlock):
+        body, head = _graph_split(net)
+    else:
+        layers = list(net)
+        body, head = layers[:split], layers[split:]
     features = X
     for layer in body:  # predict mode; only the head's gradient is needed
         features = layer(features)
@@ -110,6 +119,57 @@ def grad_cam(net: gluon.Block, x, class_index: Optional[Sequence[int]] = None,
     cam = cam.asnumpy()[:, 0]  # bilinear weights are convex: still >= 0
     peak = cam.reshape(len(cam), -1).max(axis=1)
     return (cam / np.where(peak > 0, peak, 1)[:, None, None]).astype(np.float32)
+
+
+def _graph_split(net: gluon.SymbolBlock) -> Tuple[List[gluon.SymbolBlock],
+                                                   List[gluon.SymbolBlock]]:
+    """An exported ResNet's graph cut where its head begins: ``([body], [head])``, the body
+    from the input to the last stage's output, the head (global average pooling, then the
+    dense layer) rebuilt on that output with the same weights."""
+    import json
+
+    import mxnet as mx
+
+    inputs, graph = net._cached_graph
+    text = graph.tojson()  # without amp_cast nodes: a bfloat16 export's float32 weights
+    graph = mx.sym.load_json(text)
+    nodes = json.loads(text)["nodes"]
+    ops = {node["op"] for node in nodes}
+    if any(op.startswith(("_contrib_quantize", "_sg_mkldnn")) for op in ops):
+        raise TypeError("expected the sequential net (load_model() in float32) or a float32 "
+                        "or bfloat16 export, got an inference graph, quantized (INT8) or "
+                        "fused: Grad-CAM needs the float32 weights. Explain with the run's "
+                        "model.params, or an export written at float32.")
+
+    def through(index: int) -> dict:  # a node, seen through casts and flattening
+        node = nodes[index]
+        return through(node["inputs"][0][0]) if node["op"] in ("amp_cast", "Flatten") \
+            else node
+
+    def source(node: dict) -> dict:
+        return through(node["inputs"][0][0])
+
+    dense = through(json.loads(text)["heads"][0][0])
+    pool = source(dense) if dense["op"] == "FullyConnected" else dense
+    attrs = pool.get("attrs", {})
+    if not (dense["op"] == "FullyConnected" and pool["op"] == "Pooling"
+            and attrs.get("global_pool") == "True" and attrs.get("pool_type") == "avg"):
+        raise ValueError("this exported model does not end in global average pooling and a "
+                         "dense layer, the head Grad-CAM reads; explain a ResNet of this "
+                         "library (its model.params or its export).")
+    last_stage = source(pool)["name"] + "_output"
+    weight, bias = (through(i)["name"] for i, *_ in dense["inputs"][1:3])
+    features = mx.sym.var("features")
+    scores = mx.sym.FullyConnected(
+        mx.sym.Pooling(features, kernel=(1, 1), global_pool=True, pool_type="avg"),
+        weight=mx.sym.var(weight), bias=mx.sym.var(bias),
+        num_hidden=int(dense["attrs"]["num_hidden"]))
+    params = net.collect_params()
+    with warnings.catch_warnings():  # "cannot decide type": the input's, until a call
+        warnings.simplefilter("ignore")
+        body = gluon.SymbolBlock(graph.get_internals()[last_stage], inputs, params=params)
+        head = gluon.SymbolBlock(scores, features, params=params)
+    return [body], [head]
 
 
 def _class_indexes(class_index, count: int, num_classes: int) -> np.ndarray:
