@@ -10,6 +10,7 @@ import argparse
 import inspect
 import json
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -222,6 +223,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub) -> None:
+    from .report import DEFAULT_MISTAKES
+
     p = _weights_command(sub, "evaluate", _cmd_evaluate,
                          help="test accuracy, per-class accuracy and the confusion matrix")
     _add_config_options(p, ("batch_size", "limit_test"), defaults=True)
@@ -240,6 +243,14 @@ def _add_evaluate(sub) -> None:
                    help="one JSON object: accuracy, and per class its count, accuracy and row "
                         "of the confusion matrix (the text report shows the most confused "
                         "pairs past 20 classes)")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write one self-contained HTML page (pictures inside; no "
+                        "network, no scripts): accuracy, per class, the confusion, the most "
+                        "confident mistakes with their Grad-CAM, and the run's curves, "
+                        "recipe and data; computed on the float32 net")
+    p.add_argument("--mistakes", type=NONNEGATIVE_INT, default=DEFAULT_MISTAKES, metavar="N",
+                   help=f"the most confident mistakes the report shows ({DEFAULT_MISTAKES})")
+    p.add_argument("--force", action="store_true", help="replace an existing --report file")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -248,9 +259,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """
     from .evaluate import agreement, evaluate, format_report, report_dict
     from .inference import for_inference
+    from .report import check_report_path, confident_mistakes, write_report
     from .sources import open_for_model
 
     ctxs = parse_ctx(args.ctx)
+    if args.report:  # before any work
+        check_report_path(args.report, args.force)
     if args.int8 and (len(ctxs) > 1 or ctxs[0].device_type != "cpu"):
         raise ValueError(f"--int8 runs on one CPU context (oneDNN), got --ctx {args.ctx}; "
                          f"drop --ctx.")
@@ -275,15 +289,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                           "float32": report_dict(fp32, info.classes),
                           **({name: dict(report_dict(result, info.classes), agreement=agree)}
                              if lower is not None else {})}))
-        return 0
-    print(f"{which} acc {fp32.accuracy:.4f} ({fp32.count} {data.what}, "
-          f"ResNet-{info.model.depth}, resize {info.resize}"
-          f"{f', with {views} test-time augmentation' if views else ''})")
-    if lower is not None:
-        print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 {agree:.4f}"
-              + (f" (calibrated on {args.calib_images} training images)" if args.int8 else "")
-              + f"; the tables below are the {name} model's")
-    print(format_report(result, info.classes))
+    else:
+        print(f"{which} acc {fp32.accuracy:.4f} ({fp32.count} {data.what}, "
+              f"ResNet-{info.model.depth}, resize {info.resize}"
+              f"{f', with {views} test-time augmentation' if views else ''})")
+        if lower is not None:
+            print(f"{name} {which} acc {result.accuracy:.4f}, top-1 agreement with fp32 "
+                  f"{agree:.4f}" + (f" (calibrated on {args.calib_images} training images)"
+                                    if args.int8 else "")
+                  + f"; the tables below are the {name} model's")
+        print(format_report(result, info.classes))
+    if args.report:  # on float32: Grad-CAM reads its weights
+        notes = [f"Computed on the float32 net (Grad-CAM reads its weights); the {name} "
+                 f"model's own accuracy is {result.accuracy:.4f}, its top-1 agreement with "
+                 f"float32 {agree:.4f}."] if lower is not None else []
+        if lower is not None:
+            _warn(f"the report is computed on the float32 net, not the {name} one")
+        write_report(args.report, fp32, info,
+                     confident_mistakes(net, data.batches, fp32, args.mistakes),
+                     f"{which} {data.what}", args.params, _command_line(args), notes,
+                     args.force)
+        print(f"wrote {args.report}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -343,6 +369,10 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--invert", action="store_true",
                    help="dark object on a light background (photos): invert the gray levels")
+    p.add_argument("--explain", metavar="DIR",
+                   help="also write DIR/IMAGE-explained.png for each image, DIR created if "
+                        "missing: the image as the net saw it, the Grad-CAM of its top class "
+                        "over it, its top classes; Grad-CAM reads the float32 weights")
     _add_config_options(p, ARCHITECTURE, shown=_FROM_WEIGHTS)
     _add_config_options(p, ("dtype",), defaults=True)
 
@@ -357,16 +387,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     """
     from .inference import for_inference
     from .predict import image_files, predict_files
+    from .report import check_explain_directory, explain_files
 
     files = image_files(args.images)
     if not files:
         raise ValueError(f"no images in {' '.join(args.images)} (looked for .png, .jpg, "
                          f".jpeg and .bmp files).")
+    if args.explain:  # before any work
+        check_explain_directory(args.explain)
     net, info = _load(args, "--model")
     predictions, errors = predict_files(for_inference(net, args.dtype), info, files, args.topk,
                                         invert=args.invert)
-    for p in predictions:
-        print(json.dumps(p.to_dict()) if args.json else p)
+    explained = [None] * len(predictions)
+    if args.explain:
+        note = "" if args.dtype == "float32" else \
+            f"Grad-CAM on the float32 weights; classes from the {args.dtype} net"
+        if note:
+            _warn(f"--explain computes Grad-CAM on the float32 weights; the classes and "
+                  f"probabilities are the {args.dtype} net's")
+        explained = explain_files(net, info, predictions, args.explain, args.invert, note)
+    for p, png in zip(predictions, explained):
+        if args.json:
+            print(json.dumps(dict(p.to_dict(), **({"explanation": png} if png else {}))))
+        else:
+            print(f"{p} -> {printable(png)}" if png else p)
     for path, message in errors:
         if args.json:
             print(json.dumps({"file": path, "error": message}))
@@ -437,10 +481,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as the user typed it (for a report to say what made it)."""
+    return "python -m resnet_gluon " + shlex.join(args.argv)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line with ``argv`` (``sys.argv[1:]`` by default); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if getattr(args, "data_dir", None):
             if args.data:

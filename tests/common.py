@@ -2,7 +2,9 @@
 import copy
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
 import mxnet as mx
@@ -174,3 +176,40 @@ def write_class_folders(root, images, labels, keep, per_class, start=0, name="{i
         folder.mkdir(parents=True)
         for i, index in enumerate(np.flatnonzero(labels == label)[start:start + per_class]):
             Image.fromarray(images[index]).save(folder / name.format(i=i))
+
+
+def _chromium():
+    """The headless browser (Debian's chromium); in CI it must be there."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    skip_unless_ci("no headless Chromium (apt-get install chromium)")
+
+
+def look_in_browser(page, tmp_path):
+    """What a browser shows of ``page``: (screenshot as an array, images loaded, images,
+    the text of the page)."""
+    from PIL import Image
+
+    browser = _chromium()
+    # A copy that counts, once loaded, the images the browser decoded: the report itself
+    # has no script.
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", "<script>window.addEventListener('load', () => { const i = "
+        "[...document.images]; document.body.insertAdjacentHTML('beforeend', '<p id=loaded>'"
+        " + i.filter(x => x.complete && x.naturalWidth > 0).length + '/' + i.length + "
+        "'</p>'); });</script></body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
+                    page.as_uri()], capture_output=True, timeout=120)
+    loaded, count = map(int, re.search(r'id="loaded">(\d+)/(\d+)<', dom).groups())
+    return np.asarray(Image.open(shot).convert("L")), loaded, count, dom
+
+
+def report_sections(html):
+    """The ids of an HTML report's sections, in order."""
+    return re.findall(r'<section id="([^"]+)">', html)

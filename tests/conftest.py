@@ -114,3 +114,21 @@ def test_images():
     from resnet_gluon.data import load_fashion_mnist
 
     return load_fashion_mnist("test")
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """A colour folder: 40x40 crops of scikit-learn's two sample photographs (train and
+    test from different parts of each photo)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, photo in zip(("china", "flower"), load_sample_images().images):
+        for split, count, cols in (("train", 24, (0, 400)), ("test", 8, (400, 600))):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                y, x = rng.integers(0, 387), rng.integers(*cols)
+                Image.fromarray(photo[y:y + 40, x:x + 40]).save(root / split / name / f"{i}.jpg")
+    return root

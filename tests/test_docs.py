@@ -4,13 +4,14 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from common import CHILD_ENV
+from common import CHILD_ENV, report_sections
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -218,6 +219,16 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
         assert f"onnxruntime vs MXNet on 24 test images of {test}" in result.stdout
     result = cli("predict", "--model", params, "--dtype", "bfloat16", "--topk", "1", files[0])
     assert result.returncode == 0 and result.stdout.split(": ")[1].rsplit(" ", 1)[0] in classes
+    # deploy.md's explanation and report of the run, as written
+    shutil.copy(files[0], tmp_path / "new.jpg")
+    result = _run(_marked_block(os.path.join(ROOT, "docs", "deploy.md"),
+                                "explain-from-a-script"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "explained" / "new-explained.png").stat().st_size > 10_000
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert report_sections(page) == ["accuracy", "per-class", "confusion", "mistakes", "run",
+                                     "made-by"]
+    assert f"{count} images of {test}" in page and 'alt="learning curves"' in page
 
 
 @pytest.mark.slow

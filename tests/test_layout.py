@@ -17,6 +17,7 @@ UNDER_MODEL = {"_checks", "weights"}
 #: The layers of docs/architecture.md, top first: a module imports its own layer or below.
 LAYERS = [
     {"__main__", "cli"},
+    {"report"},
     {"train", "evaluate", "quantize", "export", "predict", "pretrained", "visualize", "launch",
      "finetune"},
     {"sources"},

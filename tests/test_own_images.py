@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import assert_same_params, kill_when, write_class_folders
+from common import (assert_same_params, kill_when, look_in_browser, report_sections,
+                    write_class_folders)
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.data import CLASS_NAMES, BatchIter
 from resnet_gluon.config import TrainConfig
@@ -81,6 +82,22 @@ def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path)
     result = cli("predict", "--model", str(run / "model.params"), "--dtype", "bfloat16",
                  "--topk", "1", str(image))
     assert result.returncode == 0 and result.stdout.split(": ")[1].rsplit(" ", 1)[0] in CLASSES
+    # what the net sees: the image as the run read it, and the report of the run in a browser
+    result = cli.here("predict", "--model", str(run / "model.params"), "--explain",
+                      str(tmp_path / "seen"), "--json", str(image))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["explanation"] == str(tmp_path / "seen" /
+                                                           "bild ü 0-explained.png")
+    page = tmp_path / "report.html"
+    result = cli.here("evaluate", "--params", str(run / "model.params"), "--report", str(page),
+                      "--mistakes", "4")
+    assert result.returncode == 0, result.stderr
+    shot, loaded, count, dom = look_in_browser(page, tmp_path)
+    assert loaded == count == 7 and shot.std() > 20  # bars, matrix, 4 mistakes, curves
+    assert report_sections(dom)[-2:] == ["run", "made-by"]
+    assert 'alt="learning curves"' in dom and "<td>epochs</td><td>2</td>" in dom
+    assert f"<td>data</td><td>{book}</td>" in dom
+    assert "<td>train images (images.json)</td><td>192</td>" in dom
     # a run whose folder has moved: export reads its check images first and writes nothing
     moved = tmp_path / "moved"
     shutil.copytree(run, moved)
@@ -215,23 +232,6 @@ def test_a_folder_without_test_holds_images_out(book):
     splits = source.training(TrainConfig(resize=28, batch_size=32, val_split=40, seed=3)).splits
     assert splits.test is None and splits.val.num_examples == 40
     assert splits.train.num_examples == 152 and source.ref.test is None
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """A colour folder: 40x40 crops of scikit-learn's two sample photographs (train and
-    test from different parts of each photo)."""
-    from sklearn.datasets import load_sample_images
-
-    root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for name, photo in zip(("china", "flower"), load_sample_images().images):
-        for split, count, cols in (("train", 24, (0, 400)), ("test", 8, (400, 600))):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                y, x = rng.integers(0, 387), rng.integers(*cols)
-                Image.fromarray(photo[y:y + 40, x:x + 40]).save(root / split / name / f"{i}.jpg")
-    return root
 
 
 @pytest.mark.slow
