@@ -32,8 +32,9 @@ from .run import (CONFIG_FILE, CURVES_FILE, IMAGES_FILE, find_run_config, read_c
 from .trained import INFO_SUFFIX, SYMBOL_SUFFIX, ModelInfo, pretrained_info
 from .visualize import grad_cam, plot_confusion, plot_grad_cam, plot_per_class
 
-__all__ = ["net_view", "check_explain_directory", "explanation_paths", "explain_files", "Mistake", "confident_mistakes",
-           "check_report_path", "write_report", "DEFAULT_MISTAKES"]
+__all__ = ["net_view", "check_explain_directory", "explanation_paths", "explain_files",
+           "Mistake", "confident_mistakes", "check_report_path", "write_report",
+           "DEFAULT_MISTAKES"]
 
 #: How many of the most confident mistakes a report shows by default.
 DEFAULT_MISTAKES = 24
@@ -54,13 +55,8 @@ def net_view(x: np.ndarray) -> np.ndarray:
 def _figure(view: np.ndarray, cam: np.ndarray, title: str, left: str, right: str,
             inches: float = 2.4, dpi: int = 100):
     """The image beside its Grad-CAM overlay, ``title`` above both."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(2 * inches, inches + (0.55 if title else 0.25)),
-                               dpi=dpi)
+    fig = _new_figure((2 * inches, inches + (0.55 if title else 0.25)), dpi)
+    a, b = fig.subplots(1, 2)
     a.imshow(view, cmap="gray", vmin=0, vmax=1)
     a.set_xticks([])
     a.set_yticks([])
@@ -72,12 +68,17 @@ def _figure(view: np.ndarray, cam: np.ndarray, title: str, left: str, right: str
     return fig
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+def _new_figure(size: Tuple[float, float], dpi: int):
+    """A matplotlib Figure of its own, outside pyplot: no backend is chosen or changed (a
+    notebook's stays as it was) and nothing is left open."""
+    from matplotlib.figure import Figure
 
+    return Figure(figsize=size, dpi=dpi)
+
+
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -189,6 +190,8 @@ def confident_mistakes(net: gluon.Block, batches: Iterable, result: EvalResult,
     what it predicted; ``batches`` are the ``(X, y)`` batches ``result`` was computed on,
     in the same order, and ``net`` the float32 net that computed it."""
     wanted = result.confident_mistakes(count)
+    if not len(wanted):
+        return []
     inputs, start = {}, 0
     for X, _ in batches:
         hit = [i for i in wanted if start <= i < start + X.shape[0]]
@@ -197,8 +200,6 @@ def confident_mistakes(net: gluon.Block, batches: Iterable, result: EvalResult,
         start += X.shape[0]
         if len(inputs) == len(wanted):
             break
-    if not len(wanted):
-        return []
     X = nd.array(np.stack([inputs[int(i)] for i in wanted]))
     cams = grad_cam(net, X, class_index=result.predictions[wanted])
     return [Mistake(int(i), int(result.labels[i]), int(result.predictions[i]),
@@ -237,13 +238,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence], cls: str = "") -> st
 
 
 def _figure_png(draw, size: Tuple[float, float]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=size, dpi=90)
-    draw(ax)
+    fig = _new_figure(size, 90)
+    draw(fig.subplots())
     fig.tight_layout()
     return _png(fig)
 
