@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 37's run, pre-registered in benchmarks/results/README.md ("90 epochs across sessions"):
+# Issue 37's run, pre-registered in benchmarks/results/README.md ("90 epochs in several parts"):
 # --recipe fast, seed 0, all 60,000 images, 90 epochs, --test-every 0, --checkpoint-every 100,
 # alone on the machine, 2 threads.
 #   PATH=.venv/bin:$PATH bash benchmarks/long_run.sh
