@@ -60,31 +60,11 @@ TRAIN_CASES = {
 
 
 def run_train_case(case: str, batch: int) -> None:
-    import resnet_gluon  # noqa: F401
-    import mxnet as mx
-    from mxnet import autograd, gluon
+    # The very graphs and step benchmarks/throughput.py times.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from throughput import ours_bf16, ours_bf16_whole
 
-    from resnet_gluon import build_resnet, precision
-
-    if case == "train16":
-        precision.bfloat16_case = lambda: ("amx", "the bf16 stem, for the comparison")
-    mx.random.seed(0)
-    net = build_resnet(18, in_channels=1)
-    net.initialize(mx.init.Xavier())
-    runner = precision.mixed_precision(net)
-    runner.hybridize(static_alloc=True, static_shape=True)
-    x = mx.nd.random.uniform(shape=(batch, 1, 96, 96))
-    y = mx.nd.array([i % 10 for i in range(batch)])
-    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-
-    def step():
-        with autograd.record():
-            loss = loss_fn(runner(x), y)
-        loss.backward()
-        trainer.step(batch)
-        mx.nd.waitall()
-
+    _, step = (ours_bf16_whole if case == "train16" else ours_bf16)(batch, 96)
     for _ in range(3):
         step()
     print("=== measured pass", flush=True)
