@@ -472,8 +472,8 @@ def _add_info(sub) -> None:
 def _cmd_info(args: argparse.Namespace) -> int:
     """Print the versions (resnet_gluon, MXNet, oneDNN, numpy, Python), the CPU and its ISA
     flags, whether AMX is on and why (not), the thread count, how bfloat16 runs here (AMX,
-    AVX512-BF16 or emulated), and the oneDNN kernels a tiny fp32 and bf16 convolution ran on
-    in a fresh process.
+    AVX512-BF16, emulated or refused), and the oneDNN kernels a tiny fp32 and bf16
+    convolution ran on in a fresh process.
     """
     from .precision import machine_report
 
@@ -506,8 +506,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
             ended = (1, "the worker failed (trace above)")
         code, message = ended
-        print(f"{parser.prog} {args.command}: error: {printable(message)}", file=sys.stderr,
-              flush=True)
+        # A message's own line breaks (a list of places looked in) stay; any other control
+        # character, from a name inside it, is escaped.
+        message = "\n".join(printable(line) for line in message.split("\n"))
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr, flush=True)
         if os.environ.get("DMLC_ROLE") == "worker":  # MXNet's shutdown would wait for peers
             sys.stdout.flush()                       # that never come; the launcher must see
             os._exit(code)                           # the failure to stop the others

@@ -133,8 +133,8 @@ class TrainConfig:
                               "the last only (the test set read once)", NONNEGATIVE_INT,
                            metavar="N")
     dtype: str = knob("float32", "compute type; bfloat16 keeps float32 weights; native on "
-                                 "AMX or AVX512-BF16 CPUs, emulated (slower) elsewhere: see "
-                                 "'info'", choices=DTYPES)
+                                 "AMX or AVX512-BF16 CPUs, emulated (slower) on other AVX-512 "
+                                 "ones, refused without AVX-512: see 'info'", choices=DTYPES)
     init: Optional[str] = knob(None, "start from trained weights: 'pretrained' (the shipped "
                                      "ones) or RUN_DIR/model.params; a new output layer when "
                                      "the classes differ, a gray stem widened for colour",
@@ -188,7 +188,8 @@ class TrainConfig:
 #: Xeon, AMX on); its test-time augmentation was chosen on a 5,000-image validation
 #: split; see docs/accuracy.md.
 #: bfloat16 is native where the CPU has AMX or AVX512-BF16 (``python -m resnet_gluon info``);
-#: elsewhere oneDNN emulates it, slower than float32: add ``--dtype float32`` there.
+#: elsewhere oneDNN emulates it, slower than float32, and without AVX-512 it cannot run: add
+#: ``--dtype float32`` there.
 RECIPES: Dict[str, Dict[str, Any]] = {
     "book": {},
     "fast": dict(resize=64, batch_size=128, lr=0.1, momentum=0.9, wd=5e-4,

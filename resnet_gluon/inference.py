@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import mxnet as mx
 from mxnet import gluon, nd
 
-from .precision import _Checked, check_dtype, native_bfloat16
+from .precision import _Checked, check_dtype, require_bfloat16
 
 __all__ = ["fold_batchnorm", "for_inference", "graph_ops", "global_pool_sees_1x1"]
 
@@ -228,15 +228,19 @@ def for_inference(net: gluon.HybridBlock, dtype: str = "float32",
     -----
     UserWarning
         bfloat16 on a CPU without native bf16 (slower than float32).
+
+    Raises
+    ------
+    RuntimeError
+        bfloat16 on a CPU without AVX-512, where it cannot run
+        (:func:`resnet_gluon.precision.require_bfloat16`).
     """
     check_dtype(dtype)
     graph, data, values, contexts = _trace(net)
     graph, values = _fold_graph(graph, values)
     fuse = _can_fuse(contexts) if fuse is None else fuse
     if dtype == "bfloat16":
-        native, why = native_bfloat16()
-        if not native:
-            warnings.warn(why, stacklevel=2)
+        require_bfloat16()
         graph, values = _to_bfloat16(graph, values, cast_weights=fuse)
     unfused = graph
     ops = graph_ops(graph)

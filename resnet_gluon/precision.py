@@ -10,7 +10,9 @@ optimizer updates float32 master weights, BatchNorm keeps float32 statistics, an
 AMX (see :mod:`resnet_gluon.cpu`) the bf16 convolutions run on its tiles.  Where bf16 runs on
 AVX512-BF16 without AMX (an AMD EPYC, or AMX turned off), a ResNet's stem stays float32 and
 is cast to bf16 where its stages begin: oneDNN 2.4 would run the 1-channel stem convolution
-in the plain layout and its BatchNorm on a slow plain kernel.
+in the plain layout and its BatchNorm on a slow plain kernel.  Without AVX-512 (an AVX2 CPU)
+oneDNN 2.4 has no bf16 kernel at all: :func:`require_bfloat16` refuses bf16 there, in words,
+before anything runs.
 
 Casting the whole graph once, instead of each operator as ``amp.init`` does, is what makes
 it pay: ``amp.init`` bf16 training was 2x *slower* than float32 here.
@@ -29,8 +31,8 @@ from . import cpu
 from .cpu import amx_status, cpu_flags
 from .model import ResNet
 
-__all__ = ["DTYPES", "BF16_CASES", "check_dtype", "mixed_precision", "bfloat16_case",
-           "native_bfloat16", "machine_report"]
+__all__ = ["DTYPES", "BF16_CASES", "AVX512_CORE", "check_dtype", "mixed_precision",
+           "bfloat16_case", "native_bfloat16", "require_bfloat16", "machine_report"]
 
 #: The compute types a net can run in.
 DTYPES = ("float32", "bfloat16")
@@ -43,8 +45,12 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
-#: The three ways oneDNN 2.4 runs bfloat16 on a CPU (:func:`bfloat16_case`).
-BF16_CASES = ("amx", "avx512_bf16", "emulated")
+#: How oneDNN 2.4 runs bfloat16 on a CPU (:func:`bfloat16_case`): three ways, or not at all.
+BF16_CASES = ("amx", "avx512_bf16", "emulated", "unsupported")
+
+#: The AVX-512 subsets oneDNN calls ``avx512_core``, as /proc/cpuinfo spells them: its
+#: bfloat16 emulation needs them, and it has no bfloat16 kernels below them (AVX2).
+AVX512_CORE = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
 
 
 def bfloat16_case() -> Tuple[str, str]:
@@ -53,8 +59,11 @@ def bfloat16_case() -> Tuple[str, str]:
     ``'amx'``: the AMX tiles are granted (:func:`resnet_gluon.cpu.amx_status`), bf16
     convolutions run on them.  ``'avx512_bf16'``: no AMX for this process, but the CPU has
     AVX512-BF16 (AMD Zen 4, Intel Cooper Lake; also an AMX Xeon whose tiles Linux refused):
-    native bf16 dot products, faster than float32.  ``'emulated'``: neither; oneDNN emulates
-    bf16, slower than float32.
+    native bf16 dot products, faster than float32.  ``'emulated'``: neither, but AVX-512
+    (:data:`AVX512_CORE`); oneDNN emulates bf16, slower than float32.  ``'unsupported'``: no
+    AVX-512 (an AVX2 CPU such as an AMD EPYC of the Zen 3 kind): oneDNN 2.4 has no bfloat16
+    convolution there, so bfloat16 cannot run (:func:`require_bfloat16` refuses it).  Where
+    the flags cannot be read (no /proc/cpuinfo), ``'emulated'``: let oneDNN try.
     """
     flags, amx = cpu_flags(), amx_status()
     if amx.enabled:
@@ -62,17 +71,55 @@ def bfloat16_case() -> Tuple[str, str]:
     if "avx512_bf16" in flags:
         return "avx512_bf16", ("native, on AVX512-BF16 (no AMX for this process: "
                                f"{amx.reason})")
+    if _no_avx512(flags):
+        return "unsupported", f"unsupported: {_no_avx512(flags)}; use float32"
     return "emulated", ("emulated: this CPU has neither AMX nor AVX512-BF16, so oneDNN "
                         "emulates bfloat16 and it runs slower than float32; use float32")
+
+
+def _no_avx512(flags) -> str:
+    """Why oneDNN 2.4 cannot run bfloat16 on a CPU with ``flags``, or '' where it can try."""
+    missing = [flag for flag in AVX512_CORE if flag not in flags]
+    if not (flags and missing):
+        return ""
+    return (f"this CPU has no AVX-512 (no {', '.join(missing)} in /proc/cpuinfo), and "
+            "oneDNN 2.4 has no bfloat16 kernels without it")
 
 
 def native_bfloat16() -> Tuple[bool, str]:
     """Whether this CPU computes bf16 natively (AMX or AVX512-BF16), and in what words."""
     case, words = bfloat16_case()
-    if case != "emulated":
+    if case in ("amx", "avx512_bf16"):
         return True, f"bfloat16 is {words}"
+    if case == "unsupported":
+        return False, f"bfloat16 is {words}"
     return False, ("this CPU has neither AMX nor AVX512-BF16, so oneDNN emulates bfloat16 "
                    "and it runs slower than float32")
+
+
+def require_bfloat16(stacklevel: int = 3) -> str:
+    """This process's :func:`bfloat16_case`, before anything runs in bfloat16.
+
+    Warns where bf16 is emulated (slower than float32) and raises where it cannot run, so
+    that a bf16 net fails here, in words, rather than at its first convolution inside MXNet
+    ("could not create a primitive descriptor iterator").
+
+    Raises
+    ------
+    RuntimeError
+        The CPU has no AVX-512 (``'unsupported'``); the message names the missing flags
+        and the fix: float32.
+    """
+    case = bfloat16_case()[0]
+    if case == "unsupported":
+        raise RuntimeError(
+            f"bfloat16 cannot run here: {_no_avx512(cpu_flags())} "
+            f"(CPU: {cpu.cpu_model() or 'model unknown'}). Use float32: dtype='float32', or "
+            "--dtype float32 on the command line (also after --recipe fast).")
+    native, why = native_bfloat16()
+    if not native:
+        warnings.warn(why, stacklevel=stacklevel)
+    return case
 
 
 def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.HybridBlock:
@@ -98,6 +145,11 @@ def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.Hy
     -----
     UserWarning
         bfloat16 on a CPU without native bf16 (it will be slower than float32).
+
+    Raises
+    ------
+    RuntimeError
+        bfloat16 on a CPU without AVX-512, where it cannot run (:func:`require_bfloat16`).
     """
     if check_dtype(dtype) == "float32":
         return net
@@ -105,13 +157,11 @@ def mixed_precision(net: gluon.HybridBlock, dtype: str = "bfloat16") -> gluon.Hy
         raise TypeError(f"bfloat16 needs a HybridBlock (its graph is converted), got "
                         f"{type(net).__name__}; build the net from HybridBlocks, as "
                         f"resnet_gluon.build_resnet does.")
-    native, why = native_bfloat16()
-    if not native:
-        warnings.warn(why, stacklevel=2)
+    case = require_bfloat16()
     from mxnet.contrib import amp  # when first needed: config imports this module for DTYPES
 
     data = mx.sym.var("data")
-    float32_stem = bfloat16_case()[0] == "avx512_bf16"
+    float32_stem = case == "avx512_bf16"
     graph, stem_convolutions = _graph(net, data, float32_stem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "cannot decide type": the input's, until a bind

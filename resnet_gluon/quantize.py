@@ -12,12 +12,32 @@ import mxnet as mx
 from mxnet import gluon, nd
 
 from ._checks import mxnet_reason
+from .cpu import cpu_flags
 from .evaluate import agreement  # noqa: F401 - its home before resnet_gluon.evaluate
 from .inputs import InputSpec
 from .sources import FashionMNIST
 from .trained import ModelInfo
 
-__all__ = ["calibration_images", "quantize", "agreement"]
+__all__ = ["calibration_images", "quantize", "agreement", "VNNI_FLAGS", "int8_saturation"]
+
+#: The CPU flags with which oneDNN's INT8 dot products add up in 32 bits (VNNI, AMX).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_saturation() -> Optional[str]:
+    """Why INT8 may lose accuracy on this CPU, in words, or None where it has VNNI.
+
+    Without VNNI (AVX2, or AVX-512 before Cascade Lake) oneDNN adds each pair of u8 x s8
+    products in 16 bits, which saturates on large activations and weights: the INT8 net's
+    answers can drift from float32's more than on a VNNI CPU (OpenVINO documents the same).
+    None also where the flags cannot be read (no /proc/cpuinfo).
+    """
+    flags = cpu_flags()
+    if not flags or any(flag in flags for flag in VNNI_FLAGS):
+        return None
+    return ("this CPU has no VNNI (avx512_vnni or avx_vnni), so oneDNN adds pairs of INT8 "
+            "products in 16 bits, which can saturate: check the INT8 net's agreement with "
+            "float32 (evaluate --int8 prints it)")
 
 
 def calibration_images(num: int = 512, resize: int = 96, root: Optional[str] = None,
@@ -57,6 +77,11 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
     mxnet.gluon.SymbolBlock
         Hybridized; call it like the fp32 net, or export it with
         :func:`resnet_gluon.export.export_symbol`.
+
+    Warns
+    -----
+    UserWarning
+        On a CPU without VNNI, where INT8 may drift from float32 (:func:`int8_saturation`).
     """
     from mxnet.contrib.quantization import quantize_net_v2
 
@@ -68,6 +93,9 @@ def quantize(net: gluon.HybridBlock, calib: nd.NDArray, batch_size: int = 64,
         raise ValueError(f"calib must be a non-empty (N, C, H, W) NDArray, got "
                          f"{getattr(calib, 'shape', type(calib).__name__)}.")
     ctx = ctx or mx.cpu()
+    saturation = int8_saturation()
+    if saturation:
+        warnings.warn(saturation, stacklevel=2)
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # no "backend MKLDNN is activated"
     # MXNet 1.9's static-memory INT8 graph fails on its second call ("can't
     # generate TBlob for MKLDNN data") when the global pooling sees a 1x1 map

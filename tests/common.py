@@ -12,12 +12,20 @@ import numpy as np
 import pytest
 from mxnet import nd
 
-from resnet_gluon import build_resnet18, copy_weights
+from resnet_gluon import build_resnet18, copy_weights, precision
 from resnet_gluon.checkpoint import find_checkpoints
 
 #: The environment of what the tests start (command lines, notebook kernels): 2 threads
 #: (without OMP_NUM_THREADS, MXNet took 1 thread here and the notebooks ran 2.7x slower).
 CHILD_ENV = dict(os.environ, OMP_NUM_THREADS="2")
+
+#: Whether bfloat16 can run on this CPU: not without AVX-512 (an AVX2 EPYC), where oneDNN 2.4
+#: has no bf16 kernels.  There the tests that compute in bf16 are skipped and the bf16 steps
+#: of longer tests check the refusal instead, in these words.
+BF16_RUNS = precision.bfloat16_case()[0] != "unsupported"
+NO_BF16 = "bfloat16 cannot run here: this CPU has no AVX-512"
+needs_bfloat16 = pytest.mark.skipif(not BF16_RUNS, reason="this CPU has no AVX-512, so no "
+                                    "bfloat16 (its refusal is tested in test_precision.py)")
 
 #: Notebook cell 8's printed output (d2l-zh 5.11), for a net built first in its session.
 CELL_8 = """\

@@ -5,6 +5,7 @@ import os
 import pytest
 
 import throughput  # benchmarks/, on the path through conftest.py
+from common import needs_bfloat16
 
 BENCHMARKS = os.path.dirname(os.path.abspath(throughput.__file__))
 
@@ -94,7 +95,8 @@ def test_the_amx_targets_are_the_issues_ratios():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=needs_bfloat16),
+                                       "int8"])
 def test_the_openvino_comparison_times_our_side_as_the_commands_prepare_it(cli, precision):
     # OpenVINO's side needs its own venv (never ours); our side runs anywhere
     result = cli.python(os.path.join(BENCHMARKS, "vs_openvino.py"), "--child", "ours",
@@ -104,6 +106,7 @@ def test_the_openvino_comparison_times_our_side_as_the_commands_prepare_it(cli, 
 
 
 @pytest.mark.slow
+@needs_bfloat16
 def test_the_dnnl_breakdown_sums_the_inference_graphs_primitives(cli):
     import dnnl_breakdown
 

@@ -97,7 +97,9 @@ def test_missing_data_lists_where_it_looked(cli, tmp_path):
     result = cli.here("train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"))
     assert result.returncode == 2
     assert "holds only part of Fashion-MNIST" in result.stderr
-    assert "apt-get install dataset-fashion-mnist" in result.stderr
+    # the ways to get the files, one a line (before: "\n" escapes in one long line)
+    assert "\n  - Debian/Ubuntu: apt-get install dataset-fashion-mnist" in result.stderr
+    assert "\\n" not in result.stderr
 
 
 def _options(command):

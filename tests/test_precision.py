@@ -1,6 +1,7 @@
 """bfloat16: a graph cast at its edges over float32 weights, in training, evaluation and export."""
 import collections
 import json
+import re
 import warnings
 
 import mxnet as mx
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
-from common import TINY, StopAt, assert_same_params, load_params
+from common import BF16_RUNS, NO_BF16, TINY, StopAt, assert_same_params, load_params, needs_bfloat16
 from resnet_gluon import build_resnet, precision
 from resnet_gluon.config import TrainConfig
 from resnet_gluon.cpu import AmxStatus
@@ -24,6 +25,7 @@ def _scores(net, X):
     return nd.softmax(net(X)).asnumpy()
 
 
+@needs_bfloat16
 def test_a_bf16_forward_is_close_to_fp32_on_real_images(trained_run, test_images):
     net, _ = load_trained(str(trained_run / "model.params"))
     bf16, _ = load_trained(str(trained_run / "model.params"), dtype="bfloat16")
@@ -34,6 +36,7 @@ def test_a_bf16_forward_is_close_to_fp32_on_real_images(trained_run, test_images
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.98
 
 
+@needs_bfloat16
 def test_the_bf16_block_shares_the_nets_float32_parameters():
     net = build_resnet(18, in_channels=1)
     bf16 = mixed_precision(net)  # before initialisation: it uses what the net holds
@@ -53,6 +56,7 @@ def test_the_bf16_block_shares_the_nets_float32_parameters():
 
 
 @pytest.mark.slow
+@needs_bfloat16
 def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(tmp_path):
     config = TrainConfig(batch_size=64, epochs=2, resize=28, limit_train=512, limit_test=64,
                          momentum=0.9, lr=0.02, checkpoint_every=3, dtype="bfloat16")
@@ -80,6 +84,7 @@ def test_bf16_training_lowers_the_loss_saves_float32_and_resumes_bit_identical(t
     assert_same_params(tmp_path / "cut" / "model.params", tmp_path / "whole" / "model.params")
 
 
+@needs_bfloat16
 def test_an_exported_bf16_symbol_keeps_its_casts_and_loads_as_bf16(trained_run, tmp_path,
                                                                    test_images):
     # what export --dtype bfloat16 writes: the folded graph, unfused, cast in the graph
@@ -97,23 +102,44 @@ def test_an_exported_bf16_symbol_keeps_its_casts_and_loads_as_bf16(trained_run, 
     np.testing.assert_allclose(_scores(loaded, X), _scores(net, X), atol=1e-6)
 
 
-_AMX_FLAGS = {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
+_AVX512 = {"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"}
+_AMX_FLAGS = _AVX512 | {"avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
+_NO_AMX = AmxStatus(False, "this CPU has no AMX")
 
 
 @pytest.mark.parametrize("flags, amx, case", [
-    ({"avx512f"}, AmxStatus(False, "this CPU has no AMX"), "emulated"),
-    ({"avx512f", "avx512_bf16"}, AmxStatus(False, "this CPU has no AMX"), "avx512_bf16"),
+    ({"avx2", "fma"}, _NO_AMX, "unsupported"),
+    ({"avx2", "avx512f"}, _NO_AMX, "unsupported"),
+    (_AVX512, _NO_AMX, "emulated"),
+    (set(), _NO_AMX, "emulated"),
+    (_AVX512 | {"avx512_bf16"}, _NO_AMX, "avx512_bf16"),
     (_AMX_FLAGS, AmxStatus(True, "AMX tiles granted"), "amx"),
     (_AMX_FLAGS, AmxStatus(False, "Linux refused the AMX tiles"), "avx512_bf16"),
 ])
-def test_the_bf16_case_is_named_and_only_emulation_is_warned_of(monkeypatch, flags, amx, case):
-    # The ISA simulated: an old AVX-512 CPU, an AMD Zen 4, a Sapphire Rapids Xeon with and
-    # without its tiles.
+def test_the_bf16_case_is_named_emulation_warned_of_and_no_avx512_refused(monkeypatch, flags,
+                                                                          amx, case):
+    # The ISA simulated: an AVX2 EPYC (Zen 3), a CPU with only part of AVX-512, an old
+    # AVX-512 CPU, flags that cannot be read (no /proc/cpuinfo), an AMD Zen 4, a Sapphire
+    # Rapids Xeon with and without its tiles.
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     monkeypatch.setattr(precision, "amx_status", lambda: amx)
     name, words = precision.bfloat16_case()
     assert name == case
-    if case == "emulated":
+    if case == "unsupported":
+        missing = ", ".join(f for f in precision.AVX512_CORE if f not in flags)
+        assert words == (f"unsupported: this CPU has no AVX-512 (no {missing} in "
+                         "/proc/cpuinfo), and oneDNN 2.4 has no bfloat16 kernels without it; "
+                         "use float32")
+        # refused before MXNet sees it (there: "could not create a primitive descriptor")
+        for make in (mixed_precision, lambda net: for_inference(net, "bfloat16")):
+            net = build_resnet(18, in_channels=1)
+            net.initialize()
+            with pytest.raises(RuntimeError, match=re.escape(
+                    f"{NO_BF16} (no {missing} in /proc/cpuinfo), and oneDNN 2.4 has no "
+                    "bfloat16 kernels without it (CPU: ") + ".*Use float32: dtype='float32', "
+                    "or --dtype float32 on the command line"):
+                make(net)
+    elif case == "emulated":
         assert words.startswith("emulated: this CPU has neither AMX nor AVX512-BF16")
         with pytest.warns(UserWarning, match="neither AMX nor AVX512-BF16, so oneDNN emulates"):
             mixed_precision(build_resnet(18, in_channels=1))
@@ -131,6 +157,7 @@ def _casts(block):
     return [o for o in outputs if "amp_cast" in o and "weight" not in o and "bias" not in o]
 
 
+@needs_bfloat16
 @pytest.mark.parametrize("case, casts", [
     ("amx", ["data_amp_cast_bfloat16_output", "dense0_fwd_output_amp_cast_float32_output"]),
     ("avx512_bf16", ["stem_amp_cast_bfloat16_output",
@@ -188,10 +215,14 @@ def test_bad_dtypes_and_blocks_are_named():
 def test_the_commands_take_dtype(cli, trained_run, tmp_path):
     params = str(trained_run / "model.params")
     result = cli("evaluate", "--params", params, "--dtype", "bfloat16", "--limit-test", "512")
-    assert result.returncode == 0, result.stderr
-    line = result.stdout.splitlines()[1]
-    assert line.startswith("bfloat16 test acc 0.") and "top-1 agreement with fp32 " in line
-    assert float(line.split("agreement with fp32 ")[1].split(";")[0]) >= 0.98
+    if not BF16_RUNS:  # no AVX-512: refused in one line that says what to do
+        assert result.returncode == 1 and NO_BF16 in result.stderr, result.stderr
+        assert "--dtype float32" in result.stderr and "Traceback" not in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        line = result.stdout.splitlines()[1]
+        assert line.startswith("bfloat16 test acc 0.") and "top-1 agreement with fp32 " in line
+        assert float(line.split("agreement with fp32 ")[1].split(";")[0]) >= 0.98
     # the emulation warning on the command line: only where this CPU emulates bf16
     emulated = precision.bfloat16_case()[0] == "emulated"
     assert ("oneDNN emulates bfloat16" in result.stderr) == emulated, result.stderr
@@ -213,8 +244,8 @@ NATIVE_KERNELS = {"amx": "avx512_core_amx_bf16", "avx512_bf16": "avx512_core_bf1
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(precision.bfloat16_case()[0] == "emulated",
-                    reason="this CPU has neither AMX nor AVX512-BF16: oneDNN emulates bf16")
+@pytest.mark.skipif(precision.bfloat16_case()[0] not in NATIVE_KERNELS,
+                    reason="this CPU has neither AMX nor AVX512-BF16: no native bf16")
 def test_bf16_training_runs_its_convolutions_on_this_cpus_native_kernels(cli, tmp_path):
     # AMX tiles on a Sapphire Rapids Xeon, AVX512-BF16 on an AMD EPYC of the Zen 4 kind
     native = NATIVE_KERNELS[precision.bfloat16_case()[0]]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mxnet import nd
 
+from common import BF16_RUNS, NO_BF16, needs_bfloat16
 from resnet_gluon import build_resnet18
 from resnet_gluon.data import BatchIter, CLASS_NAMES
 from resnet_gluon.evaluate import evaluate
@@ -165,6 +166,10 @@ def test_a_description_that_is_not_one_is_named(tmp_path):
 def test_the_shipped_net_takes_a_device_by_name_and_refuses_bad_batches_in_bfloat16():
     net, info = load_pretrained(ctx="cpu:0")  # as fit takes it; before: an AttributeError
     assert net(nd.zeros(info.input_shape)).shape == (1, 10)
+    if not BF16_RUNS:
+        with pytest.raises(RuntimeError, match=NO_BF16):
+            load_pretrained(dtype="bfloat16")
+        return
     bf16, _ = load_pretrained(dtype="bfloat16")
     assert bf16(nd.zeros((2, 1, 64, 64))).shape == (2, 10)
     for shape, message in [((1, 64, 64, 1), "initialised for 1-channel input but got 64"),
@@ -174,7 +179,8 @@ def test_the_shipped_net_takes_a_device_by_name_and_refuses_bad_batches_in_bfloa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lower, floor", [("int8", 0.99), ("bfloat16", 0.995)])
+@pytest.mark.parametrize("lower, floor", [("int8", 0.99),
+                                          pytest.param("bfloat16", 0.995, marks=needs_bfloat16)])
 def test_the_shipped_weights_lower_precisions_agree_as_the_readme_says(lower, floor,
                                                                        test_images):
     # The README's figures (INT8 99.84%, bf16 99.94% top-1 agreement with float32 over the

@@ -1,15 +1,22 @@
 """INT8 inference: quantize_net calibrated on real training images, as an API and CLI options."""
 import json
 import re
+import warnings
 
 import mxnet as mx
 import numpy as np
 import pytest
 
+from resnet_gluon import quantize as quantize_module
 from resnet_gluon.data import load_fashion_mnist, resize_batch
 from resnet_gluon.export import export_symbol
-from resnet_gluon.quantize import agreement, calibration_images, quantize
+from resnet_gluon.quantize import agreement, calibration_images, int8_saturation, quantize
 from resnet_gluon.trained import load_trained
+
+#: Without VNNI oneDNN's INT8 saturates (int8_saturation): an eight-step net, whose scores are
+#: near ties, agreed 0.862 with float32 on an AVX2 EPYC, and at least 0.95 on VNNI CPUs; the
+#: shipped weights 0.9979 there (evaluate --int8, 10,000 images) and 0.9973 on a VNNI EPYC.
+VNNI = int8_saturation() is None
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +42,8 @@ def test_the_whole_graph_runs_in_int8_and_agrees_with_fp32(nets, tmp_path):
     images, _ = load_fashion_mnist("test")
     X = resize_batch(images[:500], 96)
     fp32, int8 = net(X).asnumpy(), qnet(X).asnumpy()
-    assert agreement(fp32, int8) >= 0.95
+    if VNNI:  # elsewhere the shipped weights' agreement (test_pretrained) is the yardstick
+        assert agreement(fp32, int8) >= 0.95
     # exported as a symbol, plain MXNet runs it and gives the same outputs
     sym_file, params_file, _ = export_symbol(qnet, str(tmp_path / "int8"), info)
     nodes = json.load(open(sym_file))["nodes"]
@@ -75,14 +83,15 @@ def test_bad_calibration_input(nets):
 
 @pytest.mark.slow
 def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_path):
-    result = cli("evaluate", "--params", str(trained_run / "model.params"), "--int8",
-                  "--calib-images", "64", "--limit-test", "300")
+    # the shipped weights, a trained net: their agreement does not hang on this CPU's VNNI
+    result = cli("evaluate", "--int8", "--calib-images", "64", "--limit-test", "300")
     assert result.returncode == 0, result.stderr
     fp32 = float(re.search(r"^test acc (\S+) \(300 images", result.stdout, re.M).group(1))
     match = re.search(r"^int8 test acc (\S+), top-1 agreement with fp32 (\S+) "
                       r"\(calibrated on 64 training images\)", result.stdout, re.M)
     assert match, result.stdout
-    assert float(match.group(2)) >= 0.9 and abs(float(match.group(1)) - fp32) <= 0.05
+    assert float(match.group(2)) >= 0.98 and abs(float(match.group(1)) - fp32) <= 0.02
+    assert ("which can saturate: check the INT8 net's agreement" in result.stderr) != VNNI
     result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
                   "--calib-images", "64", "--out", str(tmp_path / "q"))
     assert result.returncode == 0, result.stderr
@@ -133,6 +142,25 @@ def test_every_calibration_image_is_used(nets, monkeypatch):
     monkeypatch.setattr(mxq, "quantize_net_v2", quantize_net_v2)
     quantize(nets[0], calibration_images(100, nets[2].resize))
     assert seen["images"] == 100
+
+
+@pytest.mark.parametrize("flags, warned", [
+    ({"avx2", "fma"}, True),                                   # an AVX2 EPYC (Zen 3)
+    ({"avx2", "avx512f", "avx512bw"}, True),                   # AVX-512 before VNNI
+    ({"avx2", "avx512f", "avx512_vnni"}, False),               # Cascade Lake, Zen 4
+    ({"avx2", "avx_vnni"}, False),                             # Alder Lake
+    ({"avx2", "avx512_vnni", "amx_int8"}, False),              # Sapphire Rapids
+    (set(), False),                                            # no /proc/cpuinfo
+])
+def test_int8_without_vnni_is_warned_of(monkeypatch, nets, flags, warned):
+    monkeypatch.setattr(quantize_module, "cpu_flags", lambda: flags)
+    assert (int8_saturation() is not None) == warned
+    net, _, _ = nets
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantize(net, calibration_images(8, 28))
+    said = [str(w.message) for w in caught if "VNNI" in str(w.message)]
+    assert said == ([int8_saturation()] if warned else []), said
 
 
 def test_more_calibration_images_than_there_are_is_refused():
