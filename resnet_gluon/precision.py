@@ -71,8 +71,9 @@ def bfloat16_case() -> Tuple[str, str]:
     if "avx512_bf16" in flags:
         return "avx512_bf16", ("native, on AVX512-BF16 (no AMX for this process: "
                                f"{amx.reason})")
-    if _no_avx512(flags):
-        return "unsupported", f"unsupported: {_no_avx512(flags)}; use float32"
+    no_avx512 = _no_avx512(flags)
+    if no_avx512:
+        return "unsupported", f"unsupported: {no_avx512}; use float32"
     return "emulated", ("emulated: this CPU has neither AMX nor AVX512-BF16, so oneDNN "
                         "emulates bfloat16 and it runs slower than float32; use float32")
 
