@@ -50,6 +50,7 @@ def test_quick_run_prints_the_table_and_writes_json(cli, tmp_path):
     assert (tmp_path / "throughput.md").read_text().startswith("# Throughput")
 
 
+@pytest.mark.slow
 def test_unknown_implementation_is_named(cli):
     result = cli.python(os.path.join(BENCHMARKS, "throughput.py"), "--only",
                         "resnet_gluon turbo", timeout=300)

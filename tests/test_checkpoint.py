@@ -72,6 +72,7 @@ def test_no_usable_checkpoint_is_a_clear_error(cli, tmp_path):
     assert "no usable checkpoint" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_resume_under_another_thread_count_warns_that_it_will_not_be_exact(tmp_path, monkeypatch):
     # oneDNN's gradient sums depend on the thread count (1 and 2 threads give
     # different gradient bits on this machine), so exactness needs the same count.
@@ -87,8 +88,8 @@ def test_resume_under_another_thread_count_warns_that_it_will_not_be_exact(tmp_p
             "the run goes on but will not be bit-identical") in "\n".join(lines)
 
 
-def test_resume_with_other_options_is_refused(cli, tmp_path, reference_run):
-    result = cli.here("train", "--out", str(reference_run), "--resume", "--lr", "0.1",
+def test_resume_with_other_options_is_refused(cli, tmp_path, small_run):
+    result = cli.here("train", "--out", str(small_run), "--resume", "--lr", "0.1",
                   "--no-progress")
     assert result.returncode == 1
     assert "lr: run has 0.02, now 0.1" in result.stderr
@@ -152,9 +153,9 @@ def test_a_read_only_directory_is_named(cli, small_disk):
             f"write to.") in result.stderr
 
 
-def test_a_state_file_without_the_loops_position_is_named(reference_run, tmp_path):
+def test_a_state_file_without_the_loops_position_is_named(small_run, tmp_path):
     ckpt = tmp_path / "ckpt-0003-000000"
-    shutil.copytree(find_checkpoints(str(reference_run))[-1], ckpt)
+    shutil.copytree(find_checkpoints(str(small_run))[-1], ckpt)
     state = json.loads((ckpt / "state.json").read_text())
     del state["config"], state["history"]
     (ckpt / "state.json").write_text(json.dumps(state))

@@ -14,7 +14,7 @@ from resnet_gluon.model import ResNetSpec
 from resnet_gluon.run import RunSettings
 
 
-@pytest.mark.parametrize("console", [False, True])
+@pytest.mark.parametrize("console", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_shapes_with_no_options_prints_the_notebooks_ten_shapes(cli, console):
     result = cli("shapes", console=console)
     assert result.returncode == 0, result.stderr

@@ -102,6 +102,7 @@ def test_on_an_amx_machine_bf16_convolutions_run_on_amx_and_children_are_safe(cl
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_info_says_what_runs_where(cli):
     result = cli("info")
     assert result.returncode == 0, result.stderr

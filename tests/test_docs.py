@@ -95,6 +95,7 @@ def _run(code, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_readmes_model_code_runs_as_written(tmp_path):
     (block,) = [b for b in _python_blocks(PAGES[0]) if "notebook cell 3" in b]
     check = ("\nnet50.initialize()\n"
@@ -125,6 +126,7 @@ def test_the_deploy_pages_int8_code_runs_as_written(tmp_path):
     assert result.stdout.splitlines()[-1] == "SymbolBlock 64"
 
 
+@pytest.mark.slow
 def test_the_deploy_pages_inference_graph_code_runs_as_written(tmp_path):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
                 if "for_inference" in b]
@@ -133,6 +135,7 @@ def test_the_deploy_pages_inference_graph_code_runs_as_written(tmp_path):
     assert result.stdout.splitlines()[-1] == "(1, 10) float32"
 
 
+@pytest.mark.slow
 def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "training.md"))
                 if "init_from" in b]

@@ -46,8 +46,8 @@ def _section(lines, title, end=None):
     return lines[start:stop]
 
 
-def test_evaluate_cli(cli, reference_run):
-    result = cli.here("evaluate", "--params", str(reference_run / "model.params"),
+def test_evaluate_cli(cli, small_run):
+    result = cli.here("evaluate", "--params", str(small_run / "model.params"),
                  "--limit-test", "500")
     assert result.returncode == 0, result.stderr
     out = result.stdout.splitlines()
@@ -61,8 +61,8 @@ def test_evaluate_cli(cli, reference_run):
     assert len(rows) == 10 and sum(map(sum, rows)) == 500
 
 
-def test_evaluate_cli_names_an_architecture_mismatch(cli, reference_run, tmp_path):
-    result = cli.here("evaluate", "--params", str(reference_run / "model.params"), "--depth", "34",
+def test_evaluate_cli_names_an_architecture_mismatch(cli, small_run, tmp_path):
+    result = cli.here("evaluate", "--params", str(small_run / "model.params"), "--depth", "34",
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "does not fit ResNet-34" in result.stderr and "Traceback" not in result.stderr
@@ -127,10 +127,10 @@ def test_evaluate_cli_on_a_runs_validation_split(cli, tmp_path):
                           "it did not train on; it has no validation images"),
     (["--params", "RUN", "--seed", "3"], "held out 0 training images with seed 0"),
 ])
-def test_a_validation_split_the_weights_were_not_kept_from_is_refused(cli, reference_run,
+def test_a_validation_split_the_weights_were_not_kept_from_is_refused(cli, small_run,
                                                                        source, why):
     # Before: "val acc 0.9700 (200 validation images held out ...)" of images it trained on.
-    args = [str(reference_run / "model.params") if a == "RUN" else a for a in source]
+    args = [str(small_run / "model.params") if a == "RUN" else a for a in source]
     result = cli.here("evaluate", *args, "--val-split", "200")
     assert result.returncode == 2 and "val acc" not in result.stdout, result.stdout
     assert why in result.stderr and "Traceback" not in result.stderr, result.stderr

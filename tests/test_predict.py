@@ -125,8 +125,8 @@ def test_a_strip_is_refused_by_name_before_decoding_and_the_good_image_labelled(
                        f"than 100 times the other: a strip, not a picture this reader decodes; "
                        f"crop it first.")
     assert int(grown_mb) < 20, result.stdout
-    result = cli("predict", "--model", str(trained_run / "model.params"),
-                 str(tmp_path / "strip.png"), str(tmp_path / "good.png"))
+    result = cli.here("predict", "--model", str(trained_run / "model.params"),
+                      str(tmp_path / "strip.png"), str(tmp_path / "good.png"))
     assert result.returncode == 1
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
         str(tmp_path / "good.png")]

@@ -101,11 +101,12 @@ def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_pa
     assert result.returncode == 2 and "--int8 exports as an MXNet symbol only" in result.stderr
 
 
-def test_int8_from_the_command_line_at_28_pixels_calibrates_cleanly(cli, reference_run):
+@pytest.mark.slow
+def test_int8_from_the_command_line_at_28_pixels_calibrates_cleanly(cli, small_run):
     # Before: one "Exception ignored ... can't generate TBlob for MKLDNN data" per calibration
     # batch after the first (the dense layer calibrated on one batch), then "calibrated on
     # 512 training images" and rc 0 all the same.
-    result = cli("evaluate", "--params", str(reference_run / "model.params"), "--int8",
+    result = cli("evaluate", "--params", str(small_run / "model.params"), "--int8",
                  "--limit-test", "100", "--calib-images", "200")
     assert result.returncode == 0, result.stderr
     assert "Exception ignored" not in result.stderr and "MKLDNN" not in result.stderr

@@ -41,12 +41,12 @@ def test_run_directory(cli, tmp_path):
     assert "img/s" in result.stderr  # the tqdm bar, with throughput
 
 
-def test_a_new_run_does_not_overwrite_an_old_one(cli, reference_run):
-    before = (reference_run / "model.params").read_bytes()
-    result = cli.here("train", "--out", str(reference_run), *SMALL)
+def test_a_new_run_does_not_overwrite_an_old_one(cli, small_run):
+    before = (small_run / "model.params").read_bytes()
+    result = cli.here("train", "--out", str(small_run), *SMALL)
     assert result.returncode == 2
-    assert f"{reference_run} already holds a run. Continue it with --resume" in result.stderr
-    assert (reference_run / "model.params").read_bytes() == before
+    assert f"{small_run} already holds a run. Continue it with --resume" in result.stderr
+    assert (small_run / "model.params").read_bytes() == before
 
 
 def test_load_trained_reads_the_runs_config(trained_run):
@@ -117,6 +117,7 @@ def test_a_config_json_from_before_the_record_still_loads(tmp_path):
 
 # --------------------------------------------------------------------------- the edges
 
+@pytest.mark.slow
 def test_two_runs_on_one_directory_one_stops_at_once(cli, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -173,26 +174,26 @@ def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tm
     assert json.loads((run / "config.json").read_text())["lr"] == 0.05
 
 
-def test_resume_keeps_the_runs_devices(cli, reference_run):
-    before = (reference_run / "config.json").read_text()
-    result = cli.here("train", "--out", str(reference_run), "--resume", "--ctx", "cpu:0,cpu:1")
+def test_resume_keeps_the_runs_devices(cli, small_run):
+    before = (small_run / "config.json").read_text()
+    result = cli.here("train", "--out", str(small_run), "--resume", "--ctx", "cpu:0,cpu:1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert (f"the run in {reference_run} was trained with --ctx cpu:0; resuming with --ctx "
+    assert (f"the run in {small_run} was trained with --ctx cpu:0; resuming with --ctx "
             f"cpu:0,cpu:1 would not reproduce it") in result.stderr
-    assert (reference_run / "config.json").read_text() == before
+    assert (small_run / "config.json").read_text() == before
 
 
-def test_a_truncated_config_is_named_on_resume(cli, reference_run, tmp_path):
+def test_a_truncated_config_is_named_on_resume(cli, small_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text((reference_run / "config.json").read_text()[:40])
+    (run / "config.json").write_text((small_run / "config.json").read_text()[:40])
     result = cli.here("train", "--out", str(run), "--resume")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{run / 'config.json'} is not valid JSON" in result.stderr
 
 
-def test_params_without_their_config_say_what_was_assumed(cli, reference_run, tmp_path):
-    shutil.copy(reference_run / "model.params", tmp_path / "w.params")
+def test_params_without_their_config_say_what_was_assumed(cli, small_run, tmp_path):
+    shutil.copy(small_run / "model.params", tmp_path / "w.params")
     result = cli.here("evaluate", "--params", str(tmp_path / "w.params"), "--resize", "28",
                  "--limit-test", "100")
     assert result.returncode == 0, result.stderr
@@ -205,12 +206,12 @@ def test_params_without_their_config_say_what_was_assumed(cli, reference_run, tm
 
 
 @pytest.mark.parametrize("content", [b"", b"not weights\n", "half"])
-def test_unreadable_params_name_the_file_and_the_reason(cli, reference_run, tmp_path, content):
+def test_unreadable_params_name_the_file_and_the_reason(cli, small_run, tmp_path, content):
     bad = tmp_path / "run" / "model.params"
     bad.parent.mkdir()
-    shutil.copy(reference_run / "config.json", bad.parent)
+    shutil.copy(small_run / "config.json", bad.parent)
     if content == "half":
-        content = (reference_run / "model.params").read_bytes()[:100000]
+        content = (small_run / "model.params").read_bytes()[:100000]
     bad.write_bytes(content)
     result = cli.here("evaluate", "--params", str(bad), "--limit-test", "10")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -218,8 +219,8 @@ def test_unreadable_params_name_the_file_and_the_reason(cli, reference_run, tmp_
             f"empty, truncated or another kind of file") in result.stderr
 
 
-def test_the_class_count_fix_offered_is_an_option_of_the_command(cli, reference_run):
-    result = cli.here("evaluate", "--params", str(reference_run / "model.params"), "--classes", "5",
+def test_the_class_count_fix_offered_is_an_option_of_the_command(cli, small_run):
+    result = cli.here("evaluate", "--params", str(small_run / "model.params"), "--classes", "5",
                  "--limit-test", "10")
     assert result.returncode == 2
     assert "shape(s) differ" in result.stderr and "Pass the --depth / --classes" in result.stderr

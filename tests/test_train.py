@@ -279,6 +279,7 @@ class _Loader:
             yield batch
 
 
+@pytest.mark.slow
 def test_resuming_with_a_source_that_cannot_rebuild_its_batches_warns(tmp_path):
     config = TrainConfig(epochs=2, resize=28, checkpoint_every=1)
     data = _batches(count=2)
