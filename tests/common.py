@@ -59,7 +59,7 @@ SMALL = ["--limit-train", "1024", "--limit-test", "256", "--resize", "28", "--ba
 TINY = ["--limit-train", "256", "--limit-test", "64", "--resize", "28", "--batch-size", "64",
         "--no-progress"]
 # With momentum (optimizer state to resume) and step checkpoints inside epochs.
-QUICK = SMALL + ["--epochs", "3", "--checkpoint-every", "5", "--momentum", "0.9",
+QUICK = SMALL + ["--epochs", "2", "--checkpoint-every", "5", "--momentum", "0.9",
                  "--wd", "5e-4", "--lr", "0.02"]
 
 

@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from common import QUICK, SMALL, TINY, assert_same_params, kill_when, skip_unless_ci
+from common import QUICK, TINY, assert_same_params, kill_when, skip_unless_ci
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import CheckpointError, find_checkpoints, load_checkpoint
 from resnet_gluon.config import TrainConfig
@@ -22,9 +22,9 @@ from resnet_gluon.train import fit
 def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
     run = tmp_path / "run"
     args = ["train", "--out", str(run), *QUICK]
-    # Killed twice: mid-epoch (after a step checkpoint), then after an epoch's end.
+    # Killed twice: mid-epoch (after a step checkpoint), then after the first epoch's end.
     for condition, inside in ((lambda c: len(c) >= 1, True),
-                              (lambda c: any(os.path.basename(x) >= "ckpt-0002" for x in c),
+                              (lambda c: any(os.path.basename(x) >= "ckpt-0001" for x in c),
                                False)):
         proc = cli.popen(*args, *(["--resume"] if find_checkpoints(str(run)) else []))
         kill_when(proc, run, condition)
@@ -48,7 +48,7 @@ def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(cli, tmp_path, reference_run):
     run2 = tmp_path / "run"
     proc = cli.popen("train", "--out", str(run2), *QUICK)
-    kill_when(proc, run2, lambda c: any(os.path.basename(x) >= "ckpt-0002" for x in c))
+    kill_when(proc, run2, lambda c: any(os.path.basename(x) >= "ckpt-0001" for x in c))
     newest = find_checkpoints(str(run2))[-1]
     params = os.path.join(newest, "net.params")
     with open(params, "r+b") as f:  # truncate it
@@ -99,7 +99,7 @@ def test_resume_with_other_options_is_refused(cli, tmp_path, small_run):
 def test_ctrl_c_says_how_to_resume_and_the_run_resumes_from_its_start(cli, tmp_path):
     # Interrupted in epoch 1, before any checkpoint: the run starts again from its beginning.
     run = tmp_path / "run"
-    args = ["train", "--out", str(run), *SMALL, "--epochs", "1"]
+    args = ["train", "--out", str(run), *TINY, "--epochs", "1"]
     proc = cli.popen(*args)
     deadline = time.time() + 120
     while not (run / "config.json").exists() and time.time() < deadline:
