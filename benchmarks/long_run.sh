@@ -19,11 +19,10 @@ run=${SCRATCH:-$HOME/runs}/ship90-seed0 log=benchmarks/results/ship90-seed0.log
 isa=$({ grep -o 'amx[a-z_0-9]*\|avx512_bf16' /proc/cpuinfo || true; } | sort -u | tr '\n' ' ')
 # The recipe is bfloat16: a CPU without AVX-512 cannot run it (no oneDNN kernel), so no part
 # starts there (the log would only gain a refusal).
-if ! python -c 'import sys; from resnet_gluon.precision import bfloat16_case as c
-sys.exit(c()[0] == "unsupported")'; then
-  echo "long_run.sh: this CPU cannot run the pre-registered bfloat16 recipe" \
-    "($(python -m resnet_gluon info 2>/dev/null | sed -n 's/^bfloat16: //p')); run it on a CPU" \
-    "with AVX-512 (an AMX Xeon, an AVX512-BF16 EPYC)." >&2
+if ! bf16=$(python -c 'import sys; from resnet_gluon.precision import bfloat16_case
+case, words = bfloat16_case(); print(words); sys.exit(case == "unsupported")'); then
+  echo "long_run.sh: this CPU cannot run the pre-registered bfloat16 recipe ($bf16); run it" \
+    "on a CPU with AVX-512 (an AMX Xeon, an AVX512-BF16 EPYC)." >&2
   exit 1
 fi
 resume=() from="the beginning"

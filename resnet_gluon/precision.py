@@ -53,6 +53,11 @@ BF16_CASES = ("amx", "avx512_bf16", "emulated", "unsupported")
 AVX512_CORE = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
 
 
+#: What emulated bfloat16 means for a user, in the words every warning about it uses.
+_EMULATED = ("this CPU has neither AMX nor AVX512-BF16, so oneDNN emulates bfloat16 and it "
+             "runs slower than float32")
+
+
 def bfloat16_case() -> Tuple[str, str]:
     """Which of :data:`BF16_CASES` this process is, and in words.
 
@@ -74,8 +79,7 @@ def bfloat16_case() -> Tuple[str, str]:
     no_avx512 = _no_avx512(flags)
     if no_avx512:
         return "unsupported", f"unsupported: {no_avx512}; use float32"
-    return "emulated", ("emulated: this CPU has neither AMX nor AVX512-BF16, so oneDNN "
-                        "emulates bfloat16 and it runs slower than float32; use float32")
+    return "emulated", f"emulated: {_EMULATED}; use float32"
 
 
 def _no_avx512(flags) -> str:
@@ -94,8 +98,7 @@ def native_bfloat16() -> Tuple[bool, str]:
         return True, f"bfloat16 is {words}"
     if case == "unsupported":
         return False, f"bfloat16 is {words}"
-    return False, ("this CPU has neither AMX nor AVX512-BF16, so oneDNN emulates bfloat16 "
-                   "and it runs slower than float32")
+    return False, _EMULATED
 
 
 def require_bfloat16(stacklevel: int = 3) -> str:
@@ -117,9 +120,8 @@ def require_bfloat16(stacklevel: int = 3) -> str:
             f"bfloat16 cannot run here: {_no_avx512(cpu_flags())} "
             f"(CPU: {cpu.cpu_model() or 'model unknown'}). Use float32: dtype='float32', or "
             "--dtype float32 on the command line (also after --recipe fast).")
-    native, why = native_bfloat16()
-    if not native:
-        warnings.warn(why, stacklevel=stacklevel)
+    if case == "emulated":
+        warnings.warn(_EMULATED, stacklevel=stacklevel)
     return case
 
 
