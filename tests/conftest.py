@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 
 # The suite's own process computes at the 2 threads of what it starts (CHILD_ENV): without
 # OMP_NUM_THREADS, MXNet ran a ResNet-18 training step 1.6x slower here. It must be set before
@@ -50,9 +51,10 @@ class Runner:
     ``cli(*args)`` runs the command line and returns the finished process
     (``returncode``, ``stdout``, ``stderr``); ``cli.python(*argv)`` runs any
     Python argv; ``cli.popen(*args)`` starts the command line without waiting.
-    ``cli.here(*args)`` runs it inside this process (``main``), answering the same way:
-    for a command refused before it does any work, without the two seconds a new
-    process spends importing MXNet.
+    ``cli.here(*args)`` runs it inside this process (``main``), answering the same way
+    (its warnings on its stderr) without the 3-4 seconds a new process spends importing
+    MXNet: for every command whose process (signals, exit, threads, environment) is not
+    what the test checks.
     """
 
     env = CHILD_ENV
@@ -70,11 +72,18 @@ class Runner:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=dict(self.env, **(env or {})), cwd=cwd)
 
-    def here(self, *args) -> subprocess.CompletedProcess:
+    def here(self, *args, cwd=None) -> subprocess.CompletedProcess:
         from resnet_gluon.cli import main
 
+        def to_stderr(message, category, filename, lineno, file=None, line=None):
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
         out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        # Warnings go to the command's stderr, as a process prints them (pytest would keep
+        # them), and each shows again in every command (catch_warnings resets "once").
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                warnings.catch_warnings(), contextlib.chdir(cwd or os.getcwd()):
+            warnings.showwarning = to_stderr
             try:
                 code = main([str(a) for a in args])
             except SystemExit as exit:  # argparse's errors, --version

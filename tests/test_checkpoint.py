@@ -134,7 +134,7 @@ def small_disk(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(cli, small_disk):
     run = small_disk / "run"
-    result = cli("train", "--out", str(run), *TINY, "--epochs", "2")
+    result = cli.here("train", "--out", str(run), *TINY, "--epochs", "2")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line == (f"resnet-gluon train: error: {run}/checkpoints/ckpt-0002-000000: No space "

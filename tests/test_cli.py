@@ -159,8 +159,8 @@ def test_the_config_rejects_what_the_command_line_rejects():
 @pytest.mark.slow
 def test_a_named_recipe_is_resolved_into_config_json_and_options_override_it(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--recipe", "fast", "--epochs", "1", "--no-augment", "--dtype",
-                 "float32", "--out", str(run), *TINY)
+    result = cli.here("train", "--recipe", "fast", "--epochs", "1", "--no-augment", "--dtype",
+                      "float32", "--out", str(run), *TINY)
     assert result.returncode == 0, result.stderr
     saved = json.loads((run / "config.json").read_text())
     assert saved["recipe"] == "fast"
@@ -168,11 +168,11 @@ def test_a_named_recipe_is_resolved_into_config_json_and_options_override_it(cli
         "lr": 0.1, "momentum": 0.9, "wd": 5e-4, "lr_schedule": "cosine", "ema": 0.999,
         "resize": 28}  # the recipe's, but for the size TINY gives
     assert (saved["epochs"], saved["augment"], saved["dtype"]) == (1, False, "float32")
-    result = cli("train", "--recipe", "book", "--out", str(run), "--resume")
+    result = cli.here("train", "--recipe", "book", "--out", str(run), "--resume")
     assert result.returncode == 2
     assert ("the run in %s was trained with --recipe fast; resuming with --recipe book would "
             "not reproduce it. Leave --recipe out." % run) in result.stderr
-    result = cli("train", "--recipe", "slow", "--out", str(tmp_path / "r2"))
+    result = cli.here("train", "--recipe", "slow", "--out", str(tmp_path / "r2"))
     assert result.returncode == 2 and "invalid choice: 'slow'" in result.stderr
 
 

@@ -106,11 +106,11 @@ def test_test_time_augmentation_is_the_mean_prediction_over_the_moved_and_mirror
 def test_evaluate_cli_on_a_runs_validation_split(cli, tmp_path):
     # What a run with --val-split 300 --seed 4 held out: chosen on, never the test set.
     run = tmp_path / "run"
-    result = cli("train", "--out", str(run), *TINY, "--epochs", "1", "--val-split", "300",
-                 "--seed", "4")
+    result = cli.here("train", "--out", str(run), *TINY, "--epochs", "1", "--val-split", "300",
+                      "--seed", "4")
     assert result.returncode == 0, result.stderr
     params = str(run / "model.params")
-    result = cli("evaluate", "--params", params, "--val-split", "300", "--seed", "4", "--tta")
+    result = cli.here("evaluate", "--params", params, "--val-split", "300", "--seed", "4", "--tta")
     assert result.returncode == 0, result.stderr
     line = result.stdout.splitlines()[0]
     assert re.match(r"val acc 0\.\d{4} \(300 validation images held out with seed 4, "

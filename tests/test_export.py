@@ -29,7 +29,7 @@ def _predict_index(net, image, resize=96):
 
 @pytest.mark.slow
 def test_symbol_export_loads_in_plain_mxnet_and_gives_the_same_outputs(cli, trained_run, tmp_path, test_images):
-    result = cli("export", "--params", str(trained_run / "model.params"), "--format", "symbol",
+    result = cli.here("export", "--params", str(trained_run / "model.params"), "--format", "symbol",
                   "--out", str(tmp_path / "model"))
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ["model-0000.params", "model-info.json",
@@ -53,7 +53,7 @@ def test_the_onnx_checks_limit_grows_with_the_outputs():
 
 @pytest.mark.slow
 def test_onnx_export_is_checked_in_onnxruntime(cli, trained_run, tmp_path, test_images):
-    result = cli("export", "--params", str(trained_run / "model.params"), "--format", "onnx",
+    result = cli.here("export", "--params", str(trained_run / "model.params"), "--format", "onnx",
                   "--out", str(tmp_path / "model"))
     assert result.returncode == 0, result.stderr
     match = re.search(r"on 256 Fashion-MNIST test images: max abs difference (\S+) \(ok",
@@ -75,7 +75,7 @@ def test_the_readmes_deploy_code_runs_as_written(cli, trained_run, tmp_path, tes
     assert labels[0] == 9
     Image.fromarray(images[0]).save(tmp_path / "shoe.png")
     for fmt in ("symbol", "onnx"):
-        result = cli("export", "--params", str(trained_run / "model.params"), "--format", fmt,
+        result = cli.here("export", "--params", str(trained_run / "model.params"), "--format", fmt,
                       "--out", str(tmp_path / "model"), "--check-images", "0")
         assert result.returncode == 0, result.stderr
     net, _ = load_trained(str(trained_run / "model.params"))

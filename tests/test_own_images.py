@@ -51,7 +51,7 @@ def _lines(result):
 @pytest.mark.slow
 def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--data", str(book), "--out", str(run), "--epochs", "2", *TINY)
+    result = cli.here("train", "--data", str(book), "--out", str(run), "--epochs", "2", *TINY)
     assert result.returncode == 0, result.stderr
     assert f"decoded 192 images of 4 classes from {book / 'train'}" in result.stdout
     assert (f"skipped 1 files of {book / 'train'} that are not PNG, JPEG or BMP images, "
@@ -64,23 +64,23 @@ def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path)
     train = load_image_folder(str(book / "train"), 28)
     assert config["mean"] == pytest.approx([train.images.mean() / 255])
     # evaluate reads the run's test folder, predict names the folder's classes
-    result = cli("evaluate", "--params", str(run / "model.params"))
+    result = cli.here("evaluate", "--params", str(run / "model.params"))
     assert result.returncode == 0, result.stderr
     assert f"(64 images of {book / 'test'}, ResNet-18, resize 28)" in result.stdout
     assert "ankle boot" in result.stdout and "trouser" not in result.stdout
     image = book / "test" / "bag" / "bild ü 0.png"
-    result = cli("predict", "--model", str(run / "model.params"), "--topk", "4", str(image))
+    result = cli.here("predict", "--model", str(run / "model.params"), "--topk", "4", str(image))
     assert result.returncode == 0, result.stderr
     named = result.stdout.split(": ", 1)[1].split(", ")
     assert sorted(n.rsplit(" ", 1)[0] for n in named) == CLASSES
     # INT8 calibrates on the run's training folder, bfloat16 predicts with its classes
-    result = cli("evaluate", "--params", str(run / "model.params"), "--int8",
-                 "--calib-images", "64")
+    result = cli.here("evaluate", "--params", str(run / "model.params"), "--int8",
+                      "--calib-images", "64")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("int8 test acc 0.")
     assert "(calibrated on 64 training images)" in result.stdout
-    result = cli("predict", "--model", str(run / "model.params"), "--dtype", "bfloat16",
-                 "--topk", "1", str(image))
+    result = cli.here("predict", "--model", str(run / "model.params"), "--dtype", "bfloat16",
+                      "--topk", "1", str(image))
     if BF16_RUNS:
         assert result.returncode == 0 and \
             result.stdout.split(": ")[1].rsplit(" ", 1)[0] in CLASSES
@@ -107,8 +107,8 @@ def test_a_folder_trains_and_every_command_uses_its_classes(cli, book, tmp_path)
     shutil.copytree(run, moved)
     config.update(data=str(tmp_path / "nowhere"), test_data=str(tmp_path / "nowhere" / "test"))
     (moved / "config.json").write_text(json.dumps(config))
-    result = cli("export", "--params", str(moved / "model.params"), "--format", "onnx",
-                 "--out", str(tmp_path / "exported"))
+    result = cli.here("export", "--params", str(moved / "model.params"), "--format", "onnx",
+                      "--out", str(tmp_path / "exported"))
     assert result.returncode == 2 and "is not there any more" in result.stderr, result.stderr
     assert not [p.name for p in tmp_path.iterdir() if "exported" in p.name]
 
@@ -168,21 +168,21 @@ def test_a_bad_image_stops_a_pack_and_leaves_nothing(book, tmp_path):
 @pytest.mark.slow
 def test_pack_then_train_on_the_rec(cli, book, tmp_path):
     for split in ("train", "test"):
-        result = cli("pack", str(book / split), str(tmp_path / split), "--resize", "28")
+        result = cli.here("pack", str(book / split), str(tmp_path / split), "--resize", "28")
         assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "64 images of 4 classes (gray, 28x28)" in result.stdout
-    result = cli("pack", str(book / "test"), str(tmp_path / "test"))
+    result = cli.here("pack", str(book / "test"), str(tmp_path / "test"))
     assert result.returncode == 2 and "exists; remove it" in result.stderr
     run = tmp_path / "run"
-    result = cli("train", "--data", str(tmp_path / "train.rec"), "--test-data",
-                 str(tmp_path / "test.rec"), "--out", str(run), "--epochs", "1", *TINY)
+    result = cli.here("train", "--data", str(tmp_path / "train.rec"), "--test-data",
+                      str(tmp_path / "test.rec"), "--out", str(run), "--epochs", "1", *TINY)
     assert result.returncode == 0, result.stderr
     assert "through ImageRecordIter" in result.stdout and len(_lines(result)) == 1
     assert json.loads((run / "config.json").read_text())["classes"] == CLASSES
-    result = cli("evaluate", "--params", str(run / "model.params"))
+    result = cli.here("evaluate", "--params", str(run / "model.params"))
     assert f"(64 images of {tmp_path / 'test.rec'}" in result.stdout, result.stderr
     os.remove(tmp_path / "test.idx")
-    result = cli("evaluate", "--params", str(run / "model.params"))
+    result = cli.here("evaluate", "--params", str(run / "model.params"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert f"has no {tmp_path / 'test.idx'} (index) beside it" in result.stderr
 
@@ -190,16 +190,16 @@ def test_pack_then_train_on_the_rec(cli, book, tmp_path):
 @pytest.mark.slow
 def test_fine_tuning_from_the_shipped_weights(cli, book, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--data", str(book), "--init", "pretrained", "--lr-body", "0.1",
-                 "--out", str(run), "--epochs", "1", "--resize", "64", "--batch-size", "32",
-                 "--no-progress")
+    result = cli.here("train", "--data", str(book), "--init", "pretrained", "--lr-body", "0.1",
+                      "--out", str(run), "--epochs", "1", "--resize", "64", "--batch-size", "32",
+                      "--no-progress")
     assert result.returncode == 0, result.stderr
     assert ("starting from the weights of pretrained; 9.weight: new, (4, 512) (its classes are "
             "others)") in result.stdout
     config = json.loads((run / "config.json").read_text())
     assert (config["init"], config["lr_body"]) == ("pretrained", 0.1)
-    result = cli("train", "--data", str(book), "--init", "pretrained", "--depth", "34",
-                 "--out", str(tmp_path / "r34"), "--epochs", "1", *TINY)
+    result = cli.here("train", "--data", str(book), "--init", "pretrained", "--depth", "34",
+                      "--out", str(tmp_path / "r34"), "--epochs", "1", *TINY)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "the trained weights do not map onto this net" in result.stderr
 
@@ -244,17 +244,17 @@ def test_a_colour_folder_trains_and_onnxruntime_gives_mxnets_labels(cli, photos,
     import onnxruntime
 
     run = tmp_path / "run"
-    result = cli("train", "--data", str(photos), "--out", str(run), "--epochs", "2",
-                 "--resize", "32", "--batch-size", "16", "--no-progress")
+    result = cli.here("train", "--data", str(photos), "--out", str(run), "--epochs", "2",
+                      "--resize", "32", "--batch-size", "16", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "(colour, 32x32)" in result.stdout
-    result = cli("export", "--params", str(run / "model.params"), "--format", "onnx",
-                 "--out", str(tmp_path / "m"))
+    result = cli.here("export", "--params", str(run / "model.params"), "--format", "onnx",
+                      "--out", str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr
     assert "input 'data': N x 3 x 32 x 32" in result.stdout
     files = sorted(str(p) for p in (photos / "test").glob("*/*.jpg"))
-    result = cli("predict", "--model", str(run / "model.params"), "--json", "--topk", "1",
-                 *files)
+    result = cli.here("predict", "--model", str(run / "model.params"), "--json", "--topk", "1",
+                      *files)
     mxnet_labels = [json.loads(line)["top"][0]["class"] for line in result.stdout.splitlines()]
     # onnxruntime, with only the file's metadata and Pillow: what a server without us does
     model = onnx.load(str(tmp_path / "m.onnx"))
@@ -299,7 +299,7 @@ def test_bad_own_data_on_the_command_line_is_one_line(cli, book, tmp_path):
         (["train", "--data", str(tmp_path / "none.rec"), *TINY], "not a .rec file"),
     ]
     for argv, message in cases:
-        result = cli(*argv)
+        result = cli.here(*argv)
         assert result.returncode == 2, (argv, result.stderr)
         lines = result.stderr.splitlines()  # evaluate says first which weights it uses
         assert message in lines[-1] and "Traceback" not in result.stderr, result.stderr
@@ -317,7 +317,7 @@ def test_resume_refuses_a_folder_whose_classes_changed(cli, book, tmp_path):
     kill_when(proc, run, lambda found: len(found) >= 1)
     for split in ("train", "test"):
         os.rename(root / split / "bag", root / split / "bags")
-    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    result = cli.here("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 2 and "was trained on the classes" in result.stderr
     assert find_checkpoints(str(run)), "the checkpoint must survive the refusal"
 

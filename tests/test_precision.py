@@ -214,7 +214,7 @@ def test_bad_dtypes_and_blocks_are_named():
 @pytest.mark.slow
 def test_the_commands_take_dtype(cli, trained_run, tmp_path):
     params = str(trained_run / "model.params")
-    result = cli("evaluate", "--params", params, "--dtype", "bfloat16", "--limit-test", "512")
+    result = cli.here("evaluate", "--params", params, "--dtype", "bfloat16", "--limit-test", "512")
     if not BF16_RUNS:  # no AVX-512: refused in one line that says what to do
         assert result.returncode == 1 and NO_BF16 in result.stderr, result.stderr
         assert "--dtype float32" in result.stderr and "Traceback" not in result.stderr
@@ -232,9 +232,9 @@ def test_the_commands_take_dtype(cli, trained_run, tmp_path):
             (["export", "--params", params, "--dtype", "bfloat16", "--format", "onnx",
               "--out", str(tmp_path / "m")],
              "--dtype bfloat16 exports as an MXNet symbol only (ONNX export is float32)")):
-        result = cli(*args)
+        result = cli.here(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-    result = cli("predict", "--model", params, "--dtype", "half", "x.png")
+    result = cli.here("predict", "--model", params, "--dtype", "half", "x.png")
     assert result.returncode == 2 and "invalid choice: 'half'" in result.stderr
 
 

@@ -81,8 +81,9 @@ def test_predict_with_an_exported_symbol_model(cli, trained_run, tmp_path, test_
     Image.fromarray(images[5]).save(tmp_path / "x.png")
     net, info = load_trained(str(trained_run / "model.params"))
     export_symbol(net, str(tmp_path / "m"), info)
-    by_params = cli("predict", "--model", str(trained_run / "model.params"), str(tmp_path / "x.png"))
-    by_symbol = cli("predict", "--model", str(tmp_path / "m"), str(tmp_path / "x.png"))
+    by_params = cli.here("predict", "--model", str(trained_run / "model.params"),
+                         str(tmp_path / "x.png"))
+    by_symbol = cli.here("predict", "--model", str(tmp_path / "m"), str(tmp_path / "x.png"))
     assert by_params.returncode == by_symbol.returncode == 0, by_symbol.stderr
     assert by_params.stdout.split(": ")[1].split()[:2] == by_symbol.stdout.split(": ")[1].split()[:2]
     os.remove(tmp_path / "m-info.json")

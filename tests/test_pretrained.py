@@ -85,34 +85,34 @@ def test_predict_and_evaluate_use_the_shipped_weights_with_no_options(cli, tmp_p
         readme = f.read()
     command, printed = re.search(r"\$ python -m resnet_gluon (predict \S+).*\n(.*)\n",
                                  readme).groups()
-    result = cli(*command.split(), cwd=ROOT)
+    result = cli.here(*command.split(), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed + "\n"
     run = pretrained_info()["source"]["run"]
     assert result.stderr == f"using the weights shipped in the package ({run})\n"
-    result = cli("evaluate", "--limit-test", "500")
+    result = cli.here("evaluate", "--limit-test", "500")
     assert result.returncode == 0, result.stderr
     accuracy = float(result.stdout.split()[2])
     assert result.stdout.startswith("test acc 0.") and accuracy > 0.93
     assert "(500 images, ResNet-18, resize 64)" in result.stdout.splitlines()[0]
-    result = cli("evaluate", "--resize", "96")
+    result = cli.here("evaluate", "--resize", "96")
     assert result.returncode == 2
     assert "--resize describes the net of --params; without --params the shipped" in result.stderr
 
 
 @pytest.mark.slow
 def test_the_shipped_weights_export_and_the_export_predicts_the_same(cli, tmp_path):
-    result = cli("export", "--out", str(tmp_path / "shipped"))
+    result = cli.here("export", "--out", str(tmp_path / "shipped"))
     assert result.returncode == 0, result.stderr
-    result = cli("predict", "--model", str(tmp_path / "shipped"), EXAMPLE, "--json")
+    result = cli.here("predict", "--model", str(tmp_path / "shipped"), EXAMPLE, "--json")
     assert result.returncode == 0, result.stderr
     exported = json.loads(result.stdout)["top"]
-    shipped = json.loads(cli("predict", EXAMPLE, "--json").stdout)["top"]
+    shipped = json.loads(cli.here("predict", EXAMPLE, "--json").stdout)["top"]
     assert [t["class"] for t in exported] == [t["class"] for t in shipped]
     np.testing.assert_allclose([t["probability"] for t in exported],
                                [t["probability"] for t in shipped], atol=1e-5)
     # Every command loads an export as it loads a run (one loader).
-    evaluated = [cli("evaluate", *source, "--limit-test", "300").stdout.splitlines()[0]
+    evaluated = [cli.here("evaluate", *source, "--limit-test", "300").stdout.splitlines()[0]
                  for source in (["--params", str(tmp_path / "shipped")], [])]
     assert evaluated[0] == evaluated[1] and evaluated[0].startswith("test acc 0.")
 

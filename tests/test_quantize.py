@@ -84,7 +84,7 @@ def test_bad_calibration_input(nets):
 @pytest.mark.slow
 def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_path):
     # the shipped weights, a trained net: their agreement does not hang on this CPU's VNNI
-    result = cli("evaluate", "--int8", "--calib-images", "64", "--limit-test", "300")
+    result = cli.here("evaluate", "--int8", "--calib-images", "64", "--limit-test", "300")
     assert result.returncode == 0, result.stderr
     fp32 = float(re.search(r"^test acc (\S+) \(300 images", result.stdout, re.M).group(1))
     match = re.search(r"^int8 test acc (\S+), top-1 agreement with fp32 (\S+) "
@@ -92,12 +92,12 @@ def test_evaluate_and_export_int8_from_the_command_line(cli, trained_run, tmp_pa
     assert match, result.stdout
     assert float(match.group(2)) >= 0.98 and abs(float(match.group(1)) - fp32) <= 0.02
     assert ("which can saturate: check the INT8 net's agreement" in result.stderr) != VNNI
-    result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
-                  "--calib-images", "64", "--out", str(tmp_path / "q"))
+    result = cli.here("export", "--params", str(trained_run / "model.params"), "--int8",
+                      "--calib-images", "64", "--out", str(tmp_path / "q"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "q-symbol.json").exists() and (tmp_path / "q-0000.params").exists()
-    result = cli("export", "--params", str(trained_run / "model.params"), "--int8",
-                  "--format", "onnx", "--out", str(tmp_path / "q"))
+    result = cli.here("export", "--params", str(trained_run / "model.params"), "--int8",
+                      "--format", "onnx", "--out", str(tmp_path / "q"))
     assert result.returncode == 2 and "--int8 exports as an MXNet symbol only" in result.stderr
 
 

@@ -21,7 +21,7 @@ from resnet_gluon.trained import ModelInfo, load_trained
 @pytest.mark.slow
 def test_run_directory(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--out", str(run), *SMALL[:-1], "--epochs", "2")  # with the bar
+    result = cli.here("train", "--out", str(run), *SMALL[:-1], "--epochs", "2")  # with the bar
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"training ResNet-18 on cpu(0); run directory {run}"
@@ -166,10 +166,10 @@ def test_out_naming_a_file_is_refused(cli, tmp_path):
 @pytest.mark.slow
 def test_a_run_that_left_no_checkpoint_starts_over_with_the_same_command(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", "--out", str(run), *TINY, "--lr", "1e8")  # NaN at step 2
+    result = cli.here("train", "--out", str(run), *TINY, "--lr", "1e8")  # NaN at step 2
     assert result.returncode == 1 and "loss became nan" in result.stderr
     assert not find_checkpoints(str(run)) and (run / "config.json").exists()
-    result = cli("train", "--out", str(run), *TINY, "--epochs", "1")
+    result = cli.here("train", "--out", str(run), *TINY, "--epochs", "1")
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "config.json").read_text())["lr"] == 0.05
 
