@@ -205,14 +205,14 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
     assert config["classes"] == classes and config["preprocess"] == "crop"
     assert config["in_channels"] == (1 if kind == "gray" else 3)
     params = str(tmp_path / "runs" / "photos" / "model.params")
-    result = cli("evaluate", "--params", params, cwd=tmp_path)
+    result = cli.here("evaluate", "--params", params, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     test = tmp_path / "photos" / "test"
     count = 24  # 3 classes of 8, or 2 of 12
     assert f"({count} images of {test}, ResNet-18, resize 32)" in result.stdout
     accuracy = float(result.stdout.split()[2])
     files = sorted(str(p) for p in test.glob("*/*"))
-    result = cli("predict", "--model", params, "--json", "--topk", "1", *files, cwd=tmp_path)
+    result = cli.here("predict", "--model", params, "--json", "--topk", "1", *files, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     labels = [json.loads(line)["top"][0]["class"] for line in result.stdout.splitlines()]
     assert len(labels) == count and set(labels) <= set(classes)
@@ -221,15 +221,15 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
                                                                                abs=5e-5)
     # the lower precisions and the export read the script's run as they read a CLI run's
     if kind == "gray":
-        result = cli("evaluate", "--params", params, "--int8", "--calib-images", "32")
+        result = cli.here("evaluate", "--params", params, "--int8", "--calib-images", "32")
         assert result.returncode == 0, result.stderr
         assert "int8 test acc" in result.stdout and f"images of {test}" in result.stdout
     else:
-        result = cli("export", "--params", params, "--format", "onnx", "--out",
-                     str(tmp_path / "m"), "--check-images", "24")
+        result = cli.here("export", "--params", params, "--format", "onnx", "--out",
+                          str(tmp_path / "m"), "--check-images", "24")
         assert result.returncode == 0, result.stderr
         assert f"onnxruntime vs MXNet on 24 test images of {test}" in result.stdout
-    result = cli("predict", "--model", params, "--dtype", "bfloat16", "--topk", "1", files[0])
+    result = cli.here("predict", "--model", params, "--dtype", "bfloat16", "--topk", "1", files[0])
     if BF16_RUNS:
         assert result.returncode == 0 and \
             result.stdout.split(": ")[1].rsplit(" ", 1)[0] in classes
@@ -256,7 +256,7 @@ def test_the_own_images_rec_script_runs_as_written(tmp_path, cli, test_images):
     assert "through ImageRecordIter" in result.stdout
     config = json.loads((tmp_path / "runs" / "rec" / "config.json").read_text())
     assert config["classes"] == classes and config["test_data"] == str(tmp_path / "test.rec")
-    result = cli("evaluate", "--params", str(tmp_path / "runs" / "rec" / "model.params"))
+    result = cli.here("evaluate", "--params", str(tmp_path / "runs" / "rec" / "model.params"))
     assert result.returncode == 0, result.stderr
     assert f"(24 images of {tmp_path / 'test.rec'}, ResNet-18, resize 32)" in result.stdout
 
