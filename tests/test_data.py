@@ -163,7 +163,8 @@ def test_the_validation_split_is_held_out_of_training_and_fixed_by_the_seed():
     again = split_validation(images, labels, 5000, seed=0)
     np.testing.assert_array_equal(again[2], val_x)
     other = split_validation(images, labels, 5000, seed=1)[2]
-    assert sum(x.tobytes() in {v.tobytes() for v in val_x} for x in other) < 1000
+    held_out = {v.tobytes() for v in val_x}
+    assert sum(x.tobytes() in held_out for x in other) < 1000
     # labels stay with their images, and the held-out classes are balanced to within chance
     assert np.bincount(val_y, minlength=10).min() > 400
     splits = load_splits(64, limit_train=1000, val_split=5000, seed=0)
