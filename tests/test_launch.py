@@ -113,7 +113,7 @@ def test_a_worker_that_fails_stops_the_job_within_seconds(cli, tmp_path):
     # Worker 0 refuses a run directory that already holds a run; worker 1 would
     # wait for it in MXNet's shutdown and barrier until --timeout without the fix.
     base = tmp_path / "base"
-    assert cli("train", "--out", str(base), *TINY).returncode == 0
+    assert cli.here("train", "--out", str(base), *TINY).returncode == 0
     started = time.time()
     result = cli("launch", "-n", "2", "-s", "1", "--timeout", "240", "--", "train", "--out",
                  str(base), *TINY, timeout=300)
