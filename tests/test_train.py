@@ -130,7 +130,7 @@ def test_two_contexts_match_one_context():
 
 @pytest.mark.slow
 def test_two_contexts_train_and_agree_on_real_batches():
-    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=1024,
+    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=512,
                                                     limit_test=256)
     config = TrainConfig(batch_size=64, epochs=2, resize=28)
     net = build_resnet(18, in_channels=1)
