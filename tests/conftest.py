@@ -82,7 +82,7 @@ class Runner:
         # Warnings go to the command's stderr, as a process prints them (pytest would keep
         # them), and each shows again in every command (catch_warnings resets "once").
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-                warnings.catch_warnings(), contextlib.chdir(cwd or os.getcwd()):
+                warnings.catch_warnings(), _working_directory(cwd):
             warnings.showwarning = to_stderr
             try:
                 code = main([str(a) for a in args])
@@ -95,6 +95,17 @@ class Runner:
         return subprocess.Popen([sys.executable, "-m", "resnet_gluon", *args],
                                 env=dict(self.env, **(env or {})), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def _working_directory(path):
+    """``contextlib.chdir`` (Python 3.11) for the Pythons before it; None stays put."""
+    before = os.getcwd()
+    os.chdir(path or before)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 @pytest.fixture(scope="session")
