@@ -22,10 +22,11 @@ from resnet_gluon.train import TrainingDiverged, _tested, fit, lr_at
 
 @pytest.mark.slow
 def test_loss_falls_and_accuracy_rises_within_a_few_hundred_steps():
-    # 144 steps of 64 real images, the book's lr, plain SGD: 0.1 is chance.
+    # 96 steps of 64 real images, the book's lr, plain SGD: 0.1 is chance.  Seeds 0, 1 and 2
+    # ended at train/test accuracy 0.810/0.744, 0.802/0.776 and 0.792/0.753 on an AVX2 EPYC.
     config = TrainConfig(lr=0.05, batch_size=64, epochs=3, resize=28,
-                         limit_train=3072, limit_test=1000)
-    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=3072,
+                         limit_train=2048, limit_test=1000)
+    train_iter, test_iter = load_data_fashion_mnist(64, resize=28, limit_train=2048,
                                                     limit_test=1000)
     lines = []
     history = fit(build_resnet(18, in_channels=1), train_iter, test_iter, config,
