@@ -52,10 +52,8 @@ PARAMS_LINE = ("parameters: 11,186,186 (11,178,378 trainable, 7,808 BatchNorm ru
 LINE = re.compile(r"^epoch (\d+), loss (\d+\.\d{4}), train acc (\d\.\d{3}), "
                   r"test acc (\d\.\d{3}), time \d+\.\d sec$")
 
-# Quick runs: the first 1,024 real images at the native 28x28, 16 steps an epoch.
-SMALL = ["--limit-train", "1024", "--limit-test", "256", "--resize", "28", "--batch-size", "64",
-         "--no-progress"]
-# Quicker still, where only what happens around the run matters: 4 steps an epoch.
+# Quick runs, where only what happens around the run matters: the first 256 real images at the
+# native 28x28, 4 steps an epoch.
 TINY = ["--limit-train", "256", "--limit-test", "64", "--resize", "28", "--batch-size", "64",
         "--no-progress"]
 # For resume, killed and whole: the first 512 images, 8 steps an epoch, with momentum (optimizer

@@ -8,7 +8,7 @@ import shutil
 import mxnet as mx
 import pytest
 
-from common import LINE, SMALL, TINY
+from common import LINE, TINY
 from resnet_gluon import build_resnet
 from resnet_gluon.checkpoint import find_checkpoints
 from resnet_gluon.config import ARCHITECTURE, TrainConfig
@@ -21,7 +21,7 @@ from resnet_gluon.trained import ModelInfo, load_trained
 @pytest.mark.slow
 def test_run_directory(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli.here("train", "--out", str(run), *SMALL[:-1], "--epochs", "2")  # with the bar
+    result = cli.here("train", "--out", str(run), *TINY[:-1], "--epochs", "2")  # with the bar
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"training ResNet-18 on cpu(0); run directory {run}"
@@ -43,7 +43,7 @@ def test_run_directory(cli, tmp_path):
 
 def test_a_new_run_does_not_overwrite_an_old_one(cli, small_run):
     before = (small_run / "model.params").read_bytes()
-    result = cli.here("train", "--out", str(small_run), *SMALL)
+    result = cli.here("train", "--out", str(small_run), *TINY)
     assert result.returncode == 2
     assert f"{small_run} already holds a run. Continue it with --resume" in result.stderr
     assert (small_run / "model.params").read_bytes() == before
