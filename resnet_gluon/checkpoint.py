@@ -2,8 +2,9 @@
 
 A checkpoint is a directory ``RUN_DIR/checkpoints/ckpt-EEEE-SSSSSS`` (epoch,
 step) holding ``net.params``, ``trainer.states`` and ``state.json``: the
-loop's position, its metrics so far, the config and the SHA-256 of both
-binary files.  It is built under a temporary name and renamed into place, so
+loop's position, its metrics so far, the config, the structural names of the
+parameters in the order of the optimizer state (``param_order``) and the
+SHA-256 of both binary files.  It is built under a temporary name and renamed into place, so
 a reader sees a whole checkpoint or none; :func:`load_checkpoint` checks every
 file against its recorded digest before anyone trusts it.
 """

@@ -22,7 +22,9 @@ import contextlib
 import dataclasses
 import math
 import os
+import pickle
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -300,18 +302,79 @@ def _make_trainer(net: gluon.Block, config: TrainConfig, kv: Any, dist: bool) ->
     # Locally the workers' own updaters keep optimizer state checkpointable; over
     # the parameter server the servers update (MXNet's tested path: updating on
     # the workers gave diverging runs now and then in MXNet 1.9's dist_sync).
-    return gluon.Trainer(net.collect_params(), "sgd", optimizer_params, kvstore=kv,
-                         update_on_kvstore=dist)
+    # A list in the net's order, not the ParameterDict, which gluon.Trainer sorts by
+    # name: names count up with every block a process builds (conv0_ in a fresh one,
+    # conv20_ after one more net), so the optimizer state, kept by position, would
+    # follow what else the process had built.
+    return gluon.Trainer(list(net.collect_params().values()), "sgd", optimizer_params,
+                         kvstore=kv, update_on_kvstore=dist)
 
 
-def _restore(found: Tuple[str, Dict[str, Any]], trainer: gluon.Trainer, dist: bool,
-             threads: Optional[str], log: Callable[[str], None],
-             ema: Optional[WeightAverage]) -> _Position:
+def _param_order(net: gluon.Block, by_name: bool = False) -> List[str]:
+    """The structural names ("4.0.conv1.weight") of the trainer's parameters, in its order
+    (saved with the optimizer state, whose entries are by position); ``by_name``: in the
+    order of their names, as gluon.Trainer sorts a ParameterDict."""
+    names = {id(p): name for name, p in net._collect_params_with_prefix().items()}
+    params = net.collect_params()
+    keys = sorted(params.keys()) if by_name else list(params.keys())
+    return [names.get(id(params[key]), key) for key in keys]
+
+
+def _orders_before(net: gluon.Block, config: TrainConfig) -> List[List[str]]:
+    """The orders a checkpoint without ``param_order`` may hold its optimizer state in: the
+    trainer sorted the parameters by name, as a fresh process names them (every command-line
+    run), or as this process does (a script resumed as it was started)."""
+    with mx.name.NameManager():  # the names a fresh process gives
+        fresh = config.model.build()
+    return [_param_order(fresh, by_name=True), _param_order(net, by_name=True)]
+
+
+def _load_trainer_states(trainer: gluon.Trainer, net: gluon.Block, path: str,
+                         state: Dict[str, Any], config: TrainConfig) -> None:
+    """The checkpoint's optimizer state, each entry to the parameter it was kept for."""
+    file = os.path.join(path, "trainer.states")
+    ours = _param_order(net)
+    orders = [state["param_order"]] if "param_order" in state else _orders_before(net, config)
+    if orders[0] == ours:
+        trainer.load_states(file)
+        return
+    with open(file, "rb") as f:
+        # MXNet's own format (Trainer.save_states), checksummed with the checkpoint
+        states, optimizer = pickle.loads(f.read())
+    shapes = [p.shape for p in net.collect_params().values()]
+    misfit = None
+    for saved in orders:
+        where = {name: i for i, name in enumerate(saved)}
+        moved = {i: states[where[name]] for i, name in enumerate(ours)
+                 if where.get(name) in states}  # none yet: the optimizer makes it
+        misfit = next(((ours[i], a.shape, shapes[i]) for i, entry in moved.items()
+                       for a in (entry if isinstance(entry, (tuple, list)) else [entry])
+                       if a is not None and a.shape != shapes[i]), None)
+        if misfit is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                reordered = os.path.join(tmp, "trainer.states")
+                with open(reordered, "wb") as f:
+                    f.write(pickle.dumps((moved, optimizer)))
+                trainer.load_states(reordered)
+            return
+    name, kept, shape = misfit
+    why = ("Resume with the net the run was started with" if "param_order" in state else
+           "It keeps no param_order, so its state is in the order of the names of the process "
+           "that wrote it: resume it as it was started (a script's run from that script, "
+           "building the same nets before it)")
+    raise CheckpointError(f"{file} does not fit this net: the optimizer state it keeps for "
+                          f"{name} has shape {kept}, the parameter {shape}. {why}, or start the "
+                          f"run over in a new --out directory.")
+
+
+def _restore(found: Tuple[str, Dict[str, Any]], trainer: gluon.Trainer, net: gluon.Block,
+             config: TrainConfig, dist: bool, threads: Optional[str],
+             log: Callable[[str], None], ema: Optional[WeightAverage]) -> _Position:
     """The loop's position (and the optimizer's state and weight average) as a checkpoint
     left them."""
     path, state = found
     if "trainer.states" in state["files"] and not dist:
-        trainer.load_states(os.path.join(path, "trainer.states"))
+        _load_trainer_states(trainer, net, path, state, config)
     if ema is not None:  # the same options, so the checkpoint has one (see _resume_point)
         ema.load(os.path.join(path, _EMA_FILE), state["ema_updates"])
     log(f"resuming from {path} (epoch {state['epoch'] + 1}, step {state['step']})")
@@ -372,7 +435,7 @@ def _set_up(net: gluon.Block, train_data: Iterable, record: RunRecord,
         write_config(run_dir, record)
     threads = os.environ.get("OMP_NUM_THREADS")  # recorded: exactness needs the same count
     ema = WeightAverage(net, config.ema) if config.ema else None
-    at = _restore(found, trainer, dist, threads, log, ema) if found else _Position()
+    at = _restore(found, trainer, net, config, dist, threads, log, ema) if found else _Position()
     if found and not hasattr(train_data, "batches") and not isinstance(train_data, (list, tuple)):
         log(f"warning: resuming with train_data of type {type(train_data).__name__}, which "
             f"cannot rebuild an epoch's batches: a shuffling loader draws another order, so "
@@ -630,12 +693,14 @@ class _Checkpointer:
                  ema: Optional[WeightAverage]):
         self.run_dir, self.net, self.trainer, self.sync = run_dir, net, trainer, sync
         self.config, self.threads, self.history, self.ema = config, threads, history, ema
+        self.order = _param_order(net)
 
     def __call__(self, epoch: int, step: int, sums: Dict[str, Any]) -> None:
         self.sync()
         if self.run_dir is not None:
             state = {"epoch": epoch, "step": step, "partial": sums, "history": self.history,
-                     "config": self.config.to_dict(), "omp_num_threads": self.threads}
+                     "config": self.config.to_dict(), "omp_num_threads": self.threads,
+                     "param_order": self.order}
             extra = {}
             if self.ema is not None:
                 state["ema_updates"], extra[_EMA_FILE] = self.ema.updates, self.ema.save

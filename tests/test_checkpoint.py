@@ -1,6 +1,7 @@
 """Checkpoints: resume after SIGKILL bit for bit, corrupt ones passed over, runs that cannot resume say why."""
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -8,11 +9,13 @@ import subprocess
 import time
 import types
 
+import mxnet as mx
 import pytest
 
-from common import QUICK, TINY, assert_same_params, kill_when, skip_unless_ci
+from common import QUICK, TINY, StopAt, assert_same_params, kill_when, skip_unless_ci
 from resnet_gluon import build_resnet
-from resnet_gluon.checkpoint import CheckpointError, find_checkpoints, load_checkpoint
+from resnet_gluon.checkpoint import (CheckpointError, find_checkpoints, load_checkpoint,
+                                     sha256)
 from resnet_gluon.config import TrainConfig
 from resnet_gluon.data import load_data_fashion_mnist
 from resnet_gluon.train import fit
@@ -86,6 +89,74 @@ def test_resume_under_another_thread_count_warns_that_it_will_not_be_exact(tmp_p
             run_dir=str(tmp_path), resume=threads == "1", progress=False, log=lines.append)
     assert ("warning: the checkpoint was written with OMP_NUM_THREADS=2, this process has 1; "
             "the run goes on but will not be bit-identical") in "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_a_script_resumes_exactly_after_building_other_nets(tmp_path):
+    # gluon.Trainer sorts a ParameterDict by name, and names count up with every block a
+    # process builds (conv0_ in a fresh one, conv20_ after one more net): the optimizer
+    # state, kept by position, must follow the parameters, not their names.
+    config = TrainConfig(batch_size=64, epochs=1, resize=28, limit_train=256, limit_test=64,
+                         momentum=0.9, checkpoint_every=2)
+    data = lambda: load_data_fashion_mnist(64, resize=28, limit_train=256, limit_test=64)
+    quiet = dict(progress=False, log=lambda line: None)
+    train, test = data()
+    with pytest.raises(KeyboardInterrupt):  # the first net of the process: conv0_, ...
+        fit(build_resnet(18, in_channels=1), StopAt(train, 2), test, config,
+            run_dir=str(tmp_path / "cut"), **quiet)
+    (step,) = find_checkpoints(str(tmp_path / "cut"))
+    assert step.endswith("ckpt-0000-000002")
+
+    # The same checkpoint as written before param_order: its momenta in the name-sorted
+    # order of the parameters, named as in a fresh process (every command-line run), or
+    # as in a script's process that had built another net first.
+    def as_before(run, names_after_another_net):
+        shutil.copytree(tmp_path / "cut", tmp_path / run)
+        old = os.path.join(str(tmp_path / run), "checkpoints", "ckpt-0000-000002")
+        with open(os.path.join(old, "state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        order = state.pop("param_order")
+        with mx.name.NameManager():
+            if names_after_another_net:
+                build_resnet(18)
+            net = build_resnet(18, in_channels=1)
+        names = {id(p): n for n, p in net._collect_params_with_prefix().items()}
+        params = net.collect_params()
+        by_name = [order.index(names[id(params[k])]) for k in sorted(params.keys())]
+        assert by_name != list(range(len(order)))  # the orders differ: the test can fail
+        with open(os.path.join(old, "trainer.states"), "rb") as f:
+            momenta, optimizer = pickle.loads(f.read())
+        with open(os.path.join(old, "trainer.states"), "wb") as f:
+            f.write(pickle.dumps(({i: momenta[j] for i, j in enumerate(by_name)
+                                   if j in momenta}, optimizer)))
+        state["files"]["trainer.states"] = sha256(os.path.join(old, "trainer.states"))
+        with open(os.path.join(old, "state.json"), "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        return old
+
+    as_before("old", False)
+    shifted = as_before("shifted", True)
+
+    build_resnet(50)  # a shape check in the same notebook: every later name counts on
+    fit(build_resnet(18, in_channels=1), *data(), config, run_dir=str(tmp_path / "whole"),
+        **quiet)
+    for run in ("cut", "old"):
+        fit(build_resnet(18, in_channels=1), *data(), config, run_dir=str(tmp_path / run),
+            resume=True, **quiet)
+        assert_same_params(tmp_path / run / "model.params", tmp_path / "whole" / "model.params")
+    # The script's run, where its order cannot be told from a fresh process's: refused by
+    # name (not MXNet's shape error mid-step), then resumed as it was started.
+    with mx.name.NameManager(), pytest.raises(CheckpointError, match=re.escape(
+            shifted) + r"/trainer.states does not fit this net: the optimizer state it keeps "
+            r"for [\w.]+ has shape \([\d, ]+\), the parameter \([\d, ]+\)\. It keeps no "
+            r"param_order"):
+        fit(build_resnet(18, in_channels=1), *data(), config,
+            run_dir=str(tmp_path / "shifted"), resume=True, **quiet)
+    with mx.name.NameManager():
+        build_resnet(18)
+        fit(build_resnet(18, in_channels=1), *data(), config,
+            run_dir=str(tmp_path / "shifted"), resume=True, **quiet)
+    assert_same_params(tmp_path / "shifted" / "model.params", tmp_path / "whole" / "model.params")
 
 
 def test_resume_with_other_options_is_refused(cli, tmp_path, small_run):
