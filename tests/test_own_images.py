@@ -118,13 +118,13 @@ def test_resume_on_a_folder_after_sigkill_is_bit_identical(cli, book, tmp_path):
     args = ["--data", str(book), "--epochs", "2", "--checkpoint-every", "3", "--augment",
             "--momentum", "0.9", "--random-erasing", "0.5", *TINY]
     reference = tmp_path / "reference"
-    assert cli("train", "--out", str(reference), *args).returncode == 0
+    assert cli.here("train", "--out", str(reference), *args).returncode == 0
     run = tmp_path / "run"
     proc = cli.popen("train", "--out", str(run), *args)
     kill_when(proc, run, lambda found: len(found) >= 1)
     step = int(os.path.basename(find_checkpoints(str(run))[-1]).split("-")[2])
     assert step > 0, "the kill came at an epoch's end, not inside one"
-    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    result = cli.here("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout
     assert (run / "model.params").read_bytes() == (reference / "model.params").read_bytes()
