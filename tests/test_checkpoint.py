@@ -35,7 +35,7 @@ def test_resume_after_sigkill_is_bit_identical(cli, tmp_path, reference_run):
         if inside:  # the first kill came inside an epoch: its newest checkpoint is a step's
             step = int(os.path.basename(find_checkpoints(str(run))[-1]).split("-")[2])
             assert step > 0, find_checkpoints(str(run))
-    result = cli("train", "--out", str(run), "--resume", "--no-progress")
+    result = cli.here("train", "--out", str(run), "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout
     assert "warning: the checkpoint was written with OMP_NUM_THREADS" not in result.stdout
@@ -58,7 +58,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(cli, tmp_path, ref
         f.truncate(os.path.getsize(params) // 2)
     with pytest.raises(CheckpointError, match=re.escape(params) + " is truncated or corrupt"):
         load_checkpoint(newest)
-    result = cli("train", "--out", str(run2), "--resume", "--no-progress")
+    result = cli.here("train", "--out", str(run2), "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert f"warning: skipping checkpoint {newest}" in result.stdout
     assert_same_params(run2 / "model.params", reference_run / "model.params")
@@ -181,10 +181,10 @@ def test_ctrl_c_says_how_to_resume_and_the_run_resumes_from_its_start(cli, tmp_p
     assert err.strip().splitlines()[-1] == (
         f"resnet-gluon train: error: interrupted; continue it with: python -m resnet_gluon "
         f"train --out {run} --resume")
-    result = cli("train", "--out", str(run), "--resume")
+    result = cli.here("train", "--out", str(run), "--resume")
     assert result.returncode == 0, result.stderr
     assert f"no checkpoint in {run} yet: the run ended before its first one" in result.stdout
-    reference = cli(*args[:2], str(tmp_path / "reference"), *args[3:])
+    reference = cli.here(*args[:2], str(tmp_path / "reference"), *args[3:])
     assert reference.returncode == 0, reference.stderr
     assert_same_params(run / "model.params", tmp_path / "reference" / "model.params")
 
