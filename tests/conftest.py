@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 import warnings
 
 # The suite's own process computes at the 2 threads of what it starts (CHILD_ENV): without
@@ -54,7 +55,8 @@ class Runner:
     ``cli.here(*args)`` runs it inside this process (``main``), answering the same way
     (its warnings on its stderr) without the 3-4 seconds a new process spends importing
     MXNet: for every command whose process (signals, exit, threads, environment) is not
-    what the test checks.
+    what the test checks.  ``cli.exec(code)`` runs a page's script so, in fresh globals
+    (this test's block names count from 0, as in a new process).
     """
 
     env = CHILD_ENV
@@ -75,26 +77,40 @@ class Runner:
     def here(self, *args, cwd=None) -> subprocess.CompletedProcess:
         from resnet_gluon.cli import main
 
-        def to_stderr(message, category, filename, lineno, file=None, line=None):
-            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return _in_process(["resnet-gluon", *args], lambda: main([str(a) for a in args]), cwd)
 
-        out, err = io.StringIO(), io.StringIO()
-        # Warnings go to the command's stderr, as a process prints them (pytest would keep
-        # them), and each shows again in every command (catch_warnings resets "once").
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-                warnings.catch_warnings(), _working_directory(cwd):
-            warnings.showwarning = to_stderr
+    def exec(self, code, cwd=None) -> subprocess.CompletedProcess:
+        def run():
             try:
-                code = main([str(a) for a in args])
-            except SystemExit as exit:  # argparse's errors, --version
-                code = exit.code if isinstance(exit.code, int) else 1
-        return subprocess.CompletedProcess(["resnet-gluon", *args], code, out.getvalue(),
-                                           err.getvalue())
+                exec(compile(code, "<script>", "exec"), {"__name__": "__main__"})
+            except Exception:  # what python prints for an uncaught error, and its exit code
+                traceback.print_exc()
+                return 1
+            return 0
+        return _in_process(["python", "-c", code], run, cwd)
 
     def popen(self, *args, env=None) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "resnet_gluon", *args],
                                 env=dict(self.env, **(env or {})), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+
+
+def _in_process(argv, run, cwd):
+    """``run()`` (its exit code) with its output captured, as a process would give it."""
+    def to_stderr(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    out, err = io.StringIO(), io.StringIO()
+    # Warnings go to the command's stderr, as a process prints them (pytest would keep
+    # them), and each shows again in every command (catch_warnings resets "once").
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            warnings.catch_warnings(), _working_directory(cwd):
+        warnings.showwarning = to_stderr
+        try:
+            code = run()
+        except SystemExit as exit:  # argparse's errors, --version, sys.exit
+            code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 @contextlib.contextmanager

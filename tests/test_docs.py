@@ -91,8 +91,25 @@ def _python_blocks(page):
 
 
 def _run(code, cwd):
+    """A page's code in a new interpreter, as a user runs it (the other pages' code runs in
+    this process, ``cli.exec``: the imports' order, which only a new process would catch,
+    is checked below for every page)."""
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=CHILD_ENV,
                           capture_output=True, text=True, timeout=600)
+
+
+def test_every_pages_code_imports_resnet_gluon_before_mxnet():
+    # With numpy >= 1.24, MXNet imports only after resnet_gluon (or the page's own line)
+    # has restored numpy.bool.
+    late = []
+    for page in PAGES:
+        for block in _python_blocks(page):
+            mxnet = re.search(r"^\s*(?:from|import) mxnet\b", block, re.M)
+            before = block[:mxnet.start()] if mxnet else ""
+            if mxnet and not re.search(r"^\s*(?:(?:from|import) resnet_gluon\b|numpy\.bool = )",
+                                       before, re.M):
+                late.append((os.path.basename(page), block.splitlines()[0]))
+    assert late == []
 
 
 @pytest.mark.slow
@@ -108,38 +125,38 @@ def test_the_readmes_model_code_runs_as_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_training_pages_script_runs_as_written(tmp_path):
+def test_the_training_pages_script_runs_as_written(tmp_path, cli):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "training.md"))
                 if "fit(net" in b]
-    result = _run(block.replace('"runs/mine"', '"runs/mine", progress=False'), tmp_path)
+    result = cli.exec(block.replace('"runs/mine"', '"runs/mine", progress=False'), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^epoch 2, loss ", result.stdout, re.M), result.stdout
     assert (tmp_path / "runs" / "mine" / "model.params").is_file()
 
 
 @pytest.mark.slow
-def test_the_deploy_pages_int8_code_runs_as_written(tmp_path):
+def test_the_deploy_pages_int8_code_runs_as_written(tmp_path, cli):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
                 if "quantize" in b]
-    result = _run(block + "\nprint(type(int8).__name__, info.resize)", tmp_path)
+    result = cli.exec(block + "\nprint(type(int8).__name__, info.resize)", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "SymbolBlock 64"
 
 
 @pytest.mark.slow
-def test_the_deploy_pages_inference_graph_code_runs_as_written(tmp_path):
+def test_the_deploy_pages_inference_graph_code_runs_as_written(tmp_path, cli):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "deploy.md"))
                 if "for_inference" in b]
-    result = _run(block + "\nprint(scores.shape, scores.dtype.__name__)", tmp_path)
+    result = cli.exec(block + "\nprint(scores.shape, scores.dtype.__name__)", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "(1, 10) float32"
 
 
 @pytest.mark.slow
-def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path):
+def test_the_training_pages_fine_tuning_code_runs_as_written(tmp_path, cli):
     (block,) = [b for b in _python_blocks(os.path.join(ROOT, "docs", "training.md"))
                 if "init_from" in b]
-    result = _run(block, tmp_path)
+    result = cli.exec(block, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "the 1-channel stem widened to 3 channels" in result.stdout
     assert "9.weight: new, (5, 512)" in result.stdout
@@ -198,7 +215,7 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
     classes = _photos(tmp_path, kind, test_images)
     block = _marked_block(os.path.join(ROOT, "docs", "own-images.md"), "from-a-script")
     assert len([line for line in block.splitlines() if line.strip()]) <= 6
-    result = _run(_on_this_cpu(block), tmp_path)
+    result = cli.exec(_on_this_cpu(block), tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^epoch 5, loss .* test acc ", result.stdout, re.M), result.stdout
     config = json.loads((tmp_path / "runs" / "photos" / "config.json").read_text())
@@ -237,8 +254,8 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
         assert result.returncode == 1 and NO_BF16 in result.stderr, result.stderr
     # deploy.md's explanation and report of the run, as written
     shutil.copy(files[0], tmp_path / "new.jpg")
-    result = _run(_marked_block(os.path.join(ROOT, "docs", "deploy.md"),
-                                "explain-from-a-script"), tmp_path)
+    result = cli.exec(_marked_block(os.path.join(ROOT, "docs", "deploy.md"),
+                                    "explain-from-a-script"), tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "explained" / "new-explained.png").stat().st_size > 10_000
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -251,7 +268,7 @@ def test_the_own_images_script_trains_a_run_every_command_reads_as_trained(
 def test_the_own_images_rec_script_runs_as_written(tmp_path, cli, test_images):
     classes = _photos(tmp_path, "gray", test_images)
     block = _marked_block(os.path.join(ROOT, "docs", "own-images.md"), "from-a-rec")
-    result = _run(_on_this_cpu(block), tmp_path)
+    result = cli.exec(_on_this_cpu(block), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "through ImageRecordIter" in result.stdout
     config = json.loads((tmp_path / "runs" / "rec" / "config.json").read_text())
