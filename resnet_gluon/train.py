@@ -329,6 +329,17 @@ def _orders_before(net: gluon.Block, config: TrainConfig) -> List[List[str]]:
     return [_param_order(fresh, by_name=True), _param_order(net, by_name=True)]
 
 
+def _misfit(moved: Dict[int, Any], names: List[str], shapes: List[Tuple[int, ...]]
+            ) -> Optional[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]:
+    """The first (name, shape kept, parameter's shape) whose optimizer state does not fit
+    its parameter, or None."""
+    for i, entry in moved.items():
+        for array in entry if isinstance(entry, (tuple, list)) else [entry]:
+            if array is not None and array.shape != shapes[i]:
+                return names[i], array.shape, shapes[i]
+    return None
+
+
 def _load_trainer_states(trainer: gluon.Trainer, net: gluon.Block, path: str,
                          state: Dict[str, Any], config: TrainConfig) -> None:
     """The checkpoint's optimizer state, each entry to the parameter it was kept for."""
@@ -347,9 +358,7 @@ def _load_trainer_states(trainer: gluon.Trainer, net: gluon.Block, path: str,
         where = {name: i for i, name in enumerate(saved)}
         moved = {i: states[where[name]] for i, name in enumerate(ours)
                  if where.get(name) in states}  # none yet: the optimizer makes it
-        misfit = next(((ours[i], a.shape, shapes[i]) for i, entry in moved.items()
-                       for a in (entry if isinstance(entry, (tuple, list)) else [entry])
-                       if a is not None and a.shape != shapes[i]), None)
+        misfit = _misfit(moved, ours, shapes)
         if misfit is None:
             with tempfile.TemporaryDirectory() as tmp:
                 reordered = os.path.join(tmp, "trainer.states")
